@@ -110,3 +110,45 @@ func (s *Service) LookupAccessKey(ctx context.Context, id string) (AccessKey, er
 
 // Region returns the region the service answers for.
 func (s *Service) Region() string { return s.cfg.Region }
+
+// BootstrapResult says what Bootstrap did.
+type BootstrapResult struct {
+	AccountID   string
+	AccessKeyID string
+	// Secret is the new admin secret access key; empty when the admin already
+	// existed (secrets are shown once, at creation).
+	Secret  string
+	Created bool
+}
+
+// Bootstrap makes sure the default account and its admin access key exist.
+// On first start it creates them and returns the secret once.
+func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
+	return BootstrapResult{}, Internal(errTODO)
+}
+
+// ReconcileReport says what the start-up reconciler found and settled.
+type ReconcileReport struct {
+	CompletedCreates  int      // intents whose token object existed: committed
+	AbandonedCreates  int      // intents without a token object: tombstoned
+	CompletedDestroys int      // versions marked Destroying, now destroyed
+	MissingObjects    []string // versions metadata references whose object is missing (never served)
+	OrphanObjects     []string // token objects no version references (reported, not destroyed)
+}
+
+// Reconcile settles what a crash left between the HSM and the database. Run
+// it at start-up before serving.
+func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	return ReconcileReport{}, Internal(errTODO)
+}
+
+// RunDeletionWorker destroys keys whose deletion window has ended, checking
+// every interval, until ctx is done.
+func (s *Service) RunDeletionWorker(ctx context.Context, interval time.Duration) {
+	<-ctx.Done()
+}
+
+// Health reports whether the service can serve requests (the HSM answers).
+func (s *Service) Health(ctx context.Context) error {
+	return Internal(errTODO)
+}
