@@ -2,8 +2,13 @@ package kms
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
+	"strconv"
+	"sync"
 	"time"
 
 	"hsmkms/hsm"
@@ -12,6 +17,7 @@ import (
 // Config configures a Service.
 type Config struct {
 	// Region is the AWS region the service answers for (key ARNs name it).
+	// Default us-east-1.
 	Region string
 	Device hsm.Device
 	Store  Store
@@ -19,136 +25,147 @@ type Config struct {
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 	// InvocationBound is the most AES-GCM encryptions one key version may
-	// ever make with random IVs. Default 2^32 (NIST SP 800-38D, 8.3).
+	// ever make with random IVs. Default 2^32 (NIST SP 800-38D, 8.3). Tests
+	// lower it to watch the automatic move to a new key version.
 	InvocationBound uint64
 	// ReserveBlock is how many invocations are reserved from the store at a
 	// time. Default 2^16.
 	ReserveBlock uint64
 }
 
-// Service implements the AWS KMS operations. One method per operation.
+// Defaults for Config.
+const (
+	DefaultRegion          = "us-east-1"
+	DefaultInvocationBound = uint64(1) << 32
+	DefaultReserveBlock    = uint64(1) << 16
+)
+
+// Service implements the AWS KMS operations, one method per operation. It
+// is safe for concurrent use.
 type Service struct {
-	cfg Config
+	cfg    Config
+	device hsm.Device
+	store  Store
+	log    *slog.Logger
+	now    func() time.Time
+
+	// versions caches Active key versions by versionKey. A version's backing
+	// id never changes once it is Active, and a destroyed version belongs to
+	// a deleted key that never gets this far, so entries need no expiry.
+	versions sync.Map
+	nonce    nonceGuard
+	// keyLocks serialises version changes per key (map key id -> *sync.Mutex).
+	keyLocks sync.Map
 }
 
 // New returns a Service.
 func New(cfg Config) (*Service, error) {
-	return &Service{cfg: cfg}, nil
-}
-
-var errTODO = errors.New("operation not wired yet")
-
-func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKeyOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) DescribeKey(ctx context.Context, in *DescribeKeyInput) (*DescribeKeyOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) ListKeys(ctx context.Context, in *ListKeysInput) (*ListKeysOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) UpdateKeyDescription(ctx context.Context, in *UpdateKeyDescriptionInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncryptOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) GenerateDataKey(ctx context.Context, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, in *GenerateDataKeyInput) (*GenerateDataKeyWithoutPlaintextOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) EnableKey(ctx context.Context, in *KeyIdInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) DisableKey(ctx context.Context, in *KeyIdInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) ScheduleKeyDeletion(ctx context.Context, in *ScheduleKeyDeletionInput) (*ScheduleKeyDeletionOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) CancelKeyDeletion(ctx context.Context, in *KeyIdInput) (*CancelKeyDeletionOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) CreateAlias(ctx context.Context, in *AliasInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) UpdateAlias(ctx context.Context, in *AliasInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) DeleteAlias(ctx context.Context, in *DeleteAliasInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) ListAliases(ctx context.Context, in *ListAliasesInput) (*ListAliasesOutput, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) UntagResource(ctx context.Context, in *UntagResourceInput) (*Empty, error) {
-	return nil, Internal(errTODO)
-}
-func (s *Service) ListResourceTags(ctx context.Context, in *ListResourceTagsInput) (*ListResourceTagsOutput, error) {
-	return nil, Internal(errTODO)
-}
-
-// LookupAccessKey returns the active access key with the given id, for SigV4
-// verification. Unknown or inactive ids give ErrStoreNotFound.
-func (s *Service) LookupAccessKey(ctx context.Context, id string) (AccessKey, error) {
-	return AccessKey{}, Internal(errTODO)
+	if cfg.Device == nil || cfg.Store == nil {
+		return nil, errors.New("kms: Config needs a Device and a Store")
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.InvocationBound == 0 {
+		cfg.InvocationBound = DefaultInvocationBound
+	}
+	if cfg.ReserveBlock == 0 {
+		cfg.ReserveBlock = DefaultReserveBlock
+	}
+	if cfg.ReserveBlock > cfg.InvocationBound {
+		cfg.ReserveBlock = cfg.InvocationBound
+	}
+	return &Service{
+		cfg:    cfg,
+		device: cfg.Device,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		nonce:  nonceGuard{bound: cfg.InvocationBound, block: cfg.ReserveBlock},
+	}, nil
 }
 
 // Region returns the region the service answers for.
 func (s *Service) Region() string { return s.cfg.Region }
 
-// BootstrapResult says what Bootstrap did.
-type BootstrapResult struct {
-	AccountID   string
-	AccessKeyID string
-	// Secret is the new admin secret access key; empty when the admin already
-	// existed (secrets are shown once, at creation).
-	Secret  string
-	Created bool
+// LookupAccessKey returns the active access key with the given id, for SigV4
+// verification. Unknown or inactive ids give ErrStoreNotFound.
+func (s *Service) LookupAccessKey(ctx context.Context, id string) (AccessKey, error) {
+	k, err := s.store.GetAccessKey(ctx, id)
+	if err != nil {
+		return AccessKey{}, err
+	}
+	if !k.Active {
+		return AccessKey{}, ErrStoreNotFound
+	}
+	return k, nil
 }
 
-// Bootstrap makes sure the default account and its admin access key exist.
-// On first start it creates them and returns the secret once.
-func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
-	return BootstrapResult{}, Internal(errTODO)
-}
-
-// ReconcileReport says what the start-up reconciler found and settled.
-type ReconcileReport struct {
-	CompletedCreates  int      // intents whose token object existed: committed
-	AbandonedCreates  int      // intents without a token object: tombstoned
-	CompletedDestroys int      // versions marked Destroying, now destroyed
-	MissingObjects    []string // versions metadata references whose object is missing (never served)
-	OrphanObjects     []string // token objects no version references (reported, not destroyed)
-}
-
-// Reconcile settles what a crash left between the HSM and the database. Run
-// it at start-up before serving.
-func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	return ReconcileReport{}, Internal(errTODO)
-}
-
-// RunDeletionWorker destroys keys whose deletion window has ended, checking
-// every interval, until ctx is done.
-func (s *Service) RunDeletionWorker(ctx context.Context, interval time.Duration) {
-	<-ctx.Done()
-}
-
-// Health reports whether the service can serve requests (the HSM answers).
+// Health reports whether the service can serve requests: the HSM answers
+// and the database answers.
 func (s *Service) Health(ctx context.Context) error {
-	return Internal(errTODO)
+	if err := s.device.Health(ctx); err != nil {
+		return err
+	}
+	if _, err := s.store.GetSetting(ctx, settingAccountID); err != nil && !errors.Is(err, ErrStoreNotFound) {
+		return err
+	}
+	return nil
+}
+
+// caller returns the authenticated principal of the request. Every request
+// reaching the service has one; its absence is a wiring bug.
+func caller(ctx context.Context) (Principal, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok || p.AccountID == "" {
+		return Principal{}, Internal(errors.New("kms: request without an authenticated principal"))
+	}
+	return p, nil
+}
+
+func versionKey(keyID string, version int) string {
+	return keyID + "/" + strconv.Itoa(version)
+}
+
+// activeVersion returns an Active version of a key, from the cache when it
+// can. A version that is not Active cannot be used: the caller answers as if
+// the key were unavailable.
+func (s *Service) activeVersion(ctx context.Context, keyID string, version int) (KeyVersion, error) {
+	vk := versionKey(keyID, version)
+	if v, ok := s.versions.Load(vk); ok {
+		return v.(KeyVersion), nil
+	}
+	v, err := s.store.GetVersion(ctx, keyID, version)
+	if err != nil {
+		return KeyVersion{}, err
+	}
+	if v.State != VersionActive {
+		return KeyVersion{}, errVersionNotActive
+	}
+	s.versions.Store(vk, v)
+	return v, nil
+}
+
+var errVersionNotActive = errors.New("kms: key version is not active")
+
+// keyMaterialID is the KeyMaterialId AWS reports: 64 lower-case hex
+// characters naming one version of a key's material. It is derived from the
+// backing id, which is not secret.
+func keyMaterialID(backingID []byte) string {
+	sum := sha256.Sum256(backingID)
+	return hex.EncodeToString(sum[:])
+}
+
+// lockKey serialises changes of one key's versions within this process.
+func (s *Service) lockKey(keyID string) func() {
+	m, _ := s.keyLocks.LoadOrStore(keyID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }

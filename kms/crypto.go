@@ -1,0 +1,386 @@
+package kms
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"hsmkms/hsm"
+	"hsmkms/kms/ciphertext"
+)
+
+var encryptionAlgorithms = []string{"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"}
+
+// maxPlaintext is the largest Plaintext a symmetric Encrypt takes.
+const maxPlaintext = 4096
+
+// maxCiphertext is the largest CiphertextBlob AWS accepts.
+const maxCiphertext = 6144
+
+const msgCiphertextKeyInaccessible = "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access."
+
+// errInvalidCiphertext is InvalidCiphertextException without a message, as
+// AWS sends it: the reason (tampering, wrong context, wrong version) is not
+// the client's to learn.
+func errInvalidCiphertext(cause error) error {
+	return &Error{Code: CodeInvalidCiphertext, Cause: cause}
+}
+
+// checkSymmetricUse checks that a key can be used for symmetric encryption
+// with the requested algorithm (default SYMMETRIC_DEFAULT).
+func checkSymmetricUse(r resolved, algorithm *string, member, operation string) error {
+	alg, err := optionalEnum(member, algorithm, algSymmetric, encryptionAlgorithms)
+	if err != nil {
+		return err
+	}
+	if r.key.KeyUsage != usageEncrypt {
+		return Errorf(CodeInvalidKeyUsage, "%s key usage is %s which is not valid for %s.", r.arn, r.key.KeyUsage, operation)
+	}
+	if alg != algSymmetric || r.key.KeySpec != specSymmetric {
+		return Errorf(CodeInvalidKeyUsage, "Algorithm %s is incompatible with key spec %s.", alg, r.key.KeySpec)
+	}
+	return nil
+}
+
+func checkRecipient(rcp *RecipientInfo) error {
+	if rcp != nil {
+		return Errorf(CodeUnsupportedOperation, "Recipient (Nitro Enclaves attestation) is not supported by this key service.")
+	}
+	return nil
+}
+
+// seal encrypts plaintext under the key's current version and returns the
+// ciphertext blob and the version used.
+func (s *Service) seal(ctx context.Context, r resolved, plaintext []byte, encryptionContext map[string]string) ([]byte, KeyVersion, error) {
+	_, v, err := s.takeInvocation(ctx, r.key)
+	if err != nil {
+		var kerr *Error
+		if errors.As(err, &kerr) {
+			return nil, KeyVersion{}, kerr
+		}
+		return nil, KeyVersion{}, deviceError(err)
+	}
+	// The IV is generated here, never by the token: SoftHSM2 accepts an
+	// empty IV and then encrypts deterministically.
+	iv := make([]byte, ciphertext.IVSize)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, KeyVersion{}, Internal(err)
+	}
+	header, err := ciphertext.Blob{KeyID: r.key.ID, Version: uint32(v.Version), IV: iv}.Header()
+	if err != nil {
+		return nil, KeyVersion{}, Internal(err)
+	}
+	sealed, err := s.device.EncryptGCM(ctx, v.BackingID, iv, plaintext, ciphertext.AAD(header, encryptionContext))
+	if err != nil {
+		return nil, KeyVersion{}, deviceError(err)
+	}
+	return append(header, sealed...), v, nil
+}
+
+// opened is the result of decrypting a symmetric ciphertext blob.
+type opened struct {
+	key       resolved
+	version   KeyVersion
+	plaintext []byte
+}
+
+// open decrypts a ciphertext blob. The key comes from the blob; keyID, if
+// given, must name the same key (IncorrectKeyException otherwise).
+func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[string]string, keyID *string, keyMember string, algorithm *string, algMember, action string) (opened, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return opened{}, err
+	}
+	var named *resolved
+	if keyID != nil {
+		r, err := s.resolveKey(ctx, keyMember, keyID, keyOrAlias, action)
+		if err != nil {
+			return opened{}, err
+		}
+		named = &r
+	}
+	parsed, err := ciphertext.Parse(blob)
+	if err != nil {
+		return opened{}, errInvalidCiphertext(err)
+	}
+	r, err := s.loadKey(ctx, p, p.AccountID, parsed.KeyID, action)
+	if err != nil {
+		var kerr *Error
+		if errors.As(err, &kerr) && (kerr.Code == CodeNotFound || kerr.Code == CodeAccessDenied) {
+			return opened{}, &Error{Code: CodeAccessDenied, Message: msgCiphertextKeyInaccessible, Cause: err}
+		}
+		return opened{}, err
+	}
+	if named != nil && named.key.ID != r.key.ID {
+		return opened{}, Errorf(CodeIncorrectKey, "The key ID in the request does not identify a CMK that can perform this operation.")
+	}
+	if err := checkUsable(r); err != nil {
+		return opened{}, err
+	}
+	if err := checkSymmetricUse(r, algorithm, algMember, action); err != nil {
+		return opened{}, err
+	}
+	v, err := s.activeVersion(ctx, r.key.ID, int(parsed.Version))
+	if errors.Is(err, ErrStoreNotFound) || errors.Is(err, errVersionNotActive) {
+		return opened{}, errInvalidCiphertext(err)
+	}
+	if err != nil {
+		return opened{}, Internal(err)
+	}
+	header, err := parsed.Header()
+	if err != nil {
+		return opened{}, errInvalidCiphertext(err)
+	}
+	plaintext, err := s.device.DecryptGCM(ctx, v.BackingID, parsed.IV, parsed.Sealed, ciphertext.AAD(header, encryptionContext))
+	if errors.Is(err, hsm.ErrAuthFailed) {
+		return opened{}, errInvalidCiphertext(err)
+	}
+	if err != nil {
+		return opened{}, deviceError(err)
+	}
+	return opened{key: r, version: v, plaintext: plaintext}, nil
+}
+
+// Encrypt encrypts up to 4096 bytes under a symmetric key.
+func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput, error) {
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Encrypt")
+	if err != nil {
+		return nil, err
+	}
+	if err := requireBlob("plaintext", in.Plaintext, 1, maxPlaintext); err != nil {
+		return nil, err
+	}
+	if err := checkUsable(r); err != nil {
+		return nil, err
+	}
+	if err := checkSymmetricUse(r, in.EncryptionAlgorithm, "encryptionAlgorithm", "Encrypt"); err != nil {
+		return nil, err
+	}
+	if isTrue(in.DryRun) {
+		return nil, errDryRun()
+	}
+	blob, _, err := s.seal(ctx, r, in.Plaintext, in.EncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn, EncryptionAlgorithm: algSymmetric}, nil
+}
+
+// dryRunIgnoresCiphertext validates DryRunModifiers and reports whether the
+// request is a dry run that skips ciphertext checks.
+func dryRunIgnoresCiphertext(dryRun *bool, modifiers []string) (bool, error) {
+	ignore := false
+	for i, m := range modifiers {
+		if m != "IGNORE_CIPHERTEXT" {
+			return false, validationf("Value '%s' at 'dryRunModifiers.%d.member' failed to satisfy constraint: Member must satisfy enum value set: [IGNORE_CIPHERTEXT]", truncateForMessage(m), i+1)
+		}
+		ignore = true
+	}
+	return ignore && isTrue(dryRun), nil
+}
+
+// Decrypt decrypts a symmetric ciphertext blob; KeyId is optional.
+func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput, error) {
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	ignoreCiphertext, err := dryRunIgnoresCiphertext(in.DryRun, in.DryRunModifiers)
+	if err != nil {
+		return nil, err
+	}
+	if ignoreCiphertext {
+		if in.KeyId != nil {
+			r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Decrypt")
+			if err != nil {
+				return nil, err
+			}
+			if err := checkUsable(r); err != nil {
+				return nil, err
+			}
+		}
+		return nil, errDryRun()
+	}
+	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
+		return nil, err
+	}
+	o, err := s.open(ctx, in.CiphertextBlob, in.EncryptionContext, in.KeyId, "keyId", in.EncryptionAlgorithm, "encryptionAlgorithm", "Decrypt")
+	if err != nil {
+		return nil, err
+	}
+	if isTrue(in.DryRun) {
+		return nil, errDryRun()
+	}
+	return &DecryptOutput{
+		KeyId:               o.key.arn,
+		Plaintext:           o.plaintext,
+		EncryptionAlgorithm: algSymmetric,
+		KeyMaterialId:       keyMaterialID(o.version.BackingID),
+	}, nil
+}
+
+// ReEncrypt decrypts a blob and encrypts its plaintext under another (or the
+// same) key, inside the service: the plaintext is never returned.
+func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncryptOutput, error) {
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
+	ignoreCiphertext, err := dryRunIgnoresCiphertext(in.DryRun, in.DryRunModifiers)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := s.resolveKey(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias, "ReEncryptTo")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUsable(dst); err != nil {
+		return nil, err
+	}
+	if err := checkSymmetricUse(dst, in.DestinationEncryptionAlgorithm, "destinationEncryptionAlgorithm", "ReEncrypt"); err != nil {
+		return nil, err
+	}
+	if ignoreCiphertext {
+		return nil, errDryRun()
+	}
+	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
+		return nil, err
+	}
+	src, err := s.open(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(src.plaintext)
+	if isTrue(in.DryRun) {
+		return nil, errDryRun()
+	}
+	blob, v, err := s.seal(ctx, dst, src.plaintext, in.DestinationEncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	return &ReEncryptOutput{
+		CiphertextBlob:                 blob,
+		SourceKeyId:                    src.key.arn,
+		KeyId:                          dst.arn,
+		SourceEncryptionAlgorithm:      algSymmetric,
+		DestinationEncryptionAlgorithm: algSymmetric,
+		SourceKeyMaterialId:            keyMaterialID(src.version.BackingID),
+		DestinationKeyMaterialId:       keyMaterialID(v.BackingID),
+	}, nil
+}
+
+// dataKeyLength validates KeySpec / NumberOfBytes: exactly one of them.
+func dataKeyLength(spec *string, numberOfBytes *int32) (int, error) {
+	if spec != nil && numberOfBytes != nil {
+		return 0, Errorf(CodeValidation, "Please specify either number of bytes or key spec.")
+	}
+	if numberOfBytes != nil {
+		if err := checkRange("numberOfBytes", *numberOfBytes, 1, 1024); err != nil {
+			return 0, err
+		}
+		return int(*numberOfBytes), nil
+	}
+	if spec == nil {
+		return 0, Errorf(CodeValidation, "Please specify either number of bytes or key spec.")
+	}
+	s, err := optionalEnum("keySpec", spec, "", []string{"AES_256", "AES_128"})
+	if err != nil {
+		return 0, err
+	}
+	if s == "AES_128" {
+		return 16, nil
+	}
+	return 32, nil
+}
+
+// generateDataKey makes a data key from the HSM's generator and encrypts it
+// under a symmetric key.
+func (s *Service) generateDataKey(ctx context.Context, in *GenerateDataKeyInput, operation string) (resolved, []byte, []byte, KeyVersion, error) {
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, operation)
+	if err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	n, err := dataKeyLength(in.KeySpec, in.NumberOfBytes)
+	if err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	if err := checkUsable(r); err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	if err := checkSymmetricUse(r, nil, "", operation); err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	if isTrue(in.DryRun) {
+		return resolved{}, nil, nil, KeyVersion{}, errDryRun()
+	}
+	plaintext, err := s.device.GenerateRandom(ctx, n)
+	if err != nil {
+		return resolved{}, nil, nil, KeyVersion{}, deviceError(err)
+	}
+	blob, v, err := s.seal(ctx, r, plaintext, in.EncryptionContext)
+	if err != nil {
+		clear(plaintext)
+		return resolved{}, nil, nil, KeyVersion{}, err
+	}
+	return r, plaintext, blob, v, nil
+}
+
+// GenerateDataKey returns a new data key in plaintext and encrypted.
+func (s *Service) GenerateDataKey(ctx context.Context, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
+	r, plaintext, blob, v, err := s.generateDataKey(ctx, in, "GenerateDataKey")
+	if err != nil {
+		return nil, err
+	}
+	return &GenerateDataKeyOutput{CiphertextBlob: blob, Plaintext: plaintext, KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+}
+
+// GenerateDataKeyWithoutPlaintext returns a new data key, encrypted only.
+func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, in *GenerateDataKeyInput) (*GenerateDataKeyWithoutPlaintextOutput, error) {
+	r, plaintext, blob, v, err := s.generateDataKey(ctx, in, "GenerateDataKeyWithoutPlaintext")
+	if err != nil {
+		return nil, err
+	}
+	clear(plaintext)
+	return &GenerateDataKeyWithoutPlaintextOutput{CiphertextBlob: blob, KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+}
+
+// GenerateRandom returns 1..1024 random bytes from the HSM.
+func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
+	if _, err := caller(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	if in.CustomKeyStoreId != nil {
+		if err := checkLength("customKeyStoreId", *in.CustomKeyStoreId, 1, 64); err != nil {
+			return nil, err
+		}
+		return nil, Errorf(CodeUnsupportedOperation, "Custom key stores are not supported by this key service.")
+	}
+	if in.NumberOfBytes == nil {
+		return nil, Errorf(CodeValidation, "NumberOfBytes is required.")
+	}
+	if err := checkRange("numberOfBytes", *in.NumberOfBytes, 1, 1024); err != nil {
+		return nil, err
+	}
+	b, err := s.device.GenerateRandom(ctx, int(*in.NumberOfBytes))
+	if err != nil {
+		return nil, deviceError(err)
+	}
+	if len(b) != int(*in.NumberOfBytes) {
+		return nil, Internal(fmt.Errorf("HSM returned %d random bytes, want %d", len(b), *in.NumberOfBytes))
+	}
+	return &GenerateRandomOutput{Plaintext: b}, nil
+}

@@ -1,0 +1,354 @@
+package kms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"hsmkms/hsm"
+)
+
+// Settings kept in the store.
+const (
+	settingAccountID   = "default_account_id"
+	settingAdminKeyID  = "bootstrap_admin_access_key_id"
+	bootstrapAdminName = "admin"
+)
+
+// BootstrapResult says what Bootstrap did.
+type BootstrapResult struct {
+	AccountID   string
+	AccessKeyID string
+	// Secret is the new admin secret access key; empty when the admin already
+	// existed (secrets are shown once, at creation).
+	Secret  string
+	Created bool
+}
+
+// Bootstrap makes sure the default account and its admin access key exist.
+// On first start it creates them and returns the secret once.
+func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
+	account, err := s.store.GetSetting(ctx, settingAccountID)
+	if err == nil {
+		keyID, err := s.store.GetSetting(ctx, settingAdminKeyID)
+		if err != nil {
+			return BootstrapResult{}, fmt.Errorf("bootstrap admin access key id: %w", err)
+		}
+		return BootstrapResult{AccountID: account, AccessKeyID: keyID}, nil
+	}
+	if !errors.Is(err, ErrStoreNotFound) {
+		return BootstrapResult{}, err
+	}
+	if account, err = newAccountID(); err != nil {
+		return BootstrapResult{}, err
+	}
+	key, err := newAccessKey(account, "arn:aws:iam::"+account+":user/"+bootstrapAdminName, s.now())
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	// The access key is stored before the settings that point at it, so a
+	// crash in between leaves an unused key, never a dangling setting.
+	if err := s.store.PutAccessKey(ctx, key); err != nil {
+		return BootstrapResult{}, err
+	}
+	if err := s.store.PutSetting(ctx, settingAdminKeyID, key.ID); err != nil {
+		return BootstrapResult{}, err
+	}
+	if err := s.store.PutSetting(ctx, settingAccountID, account); err != nil {
+		return BootstrapResult{}, err
+	}
+	s.log.InfoContext(ctx, "bootstrap admin created", "account", account, "access_key_id", key.ID)
+	return BootstrapResult{AccountID: account, AccessKeyID: key.ID, Secret: key.Secret, Created: true}, nil
+}
+
+// newAccountID returns a random 12-digit account id without a leading zero.
+func newAccountID() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(9e11))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%012d", n.Int64()+1e11), nil
+}
+
+// newAccessKey makes an AWS-shaped credential: an id "AKIA" + 16 base32
+// characters and a 40-character secret.
+func newAccessKey(account, principalARN string, now time.Time) (AccessKey, error) {
+	idBytes := make([]byte, 10)
+	secret := make([]byte, 30)
+	if _, err := rand.Read(idBytes); err != nil {
+		return AccessKey{}, err
+	}
+	if _, err := rand.Read(secret); err != nil {
+		return AccessKey{}, err
+	}
+	return AccessKey{
+		ID:           "AKIA" + base32.StdEncoding.EncodeToString(idBytes),
+		Secret:       base64.StdEncoding.EncodeToString(secret),
+		AccountID:    account,
+		PrincipalARN: principalARN,
+		Active:       true,
+		CreatedAt:    now.UTC(),
+	}, nil
+}
+
+// ReconcileReport says what the start-up reconciler found and settled.
+type ReconcileReport struct {
+	CompletedCreates  int      // intents whose token object existed: committed
+	AbandonedCreates  int      // intents without a token object: tombstoned
+	CompletedDestroys int      // versions marked Destroying, now destroyed
+	MissingObjects    []string // "keyID/version" of Active versions whose object is missing (never served)
+	OrphanObjects     []string // hex backing ids of token objects no version references (reported, not destroyed)
+}
+
+// Reconcile settles what a crash left between the HSM and the database,
+// which share no transaction. Run it at start-up, before serving.
+//
+//   - A version in Creating whose token object exists is committed (the key
+//     becomes Enabled if it was being created); one without an object is
+//     tombstoned, and so is its key if it was being created.
+//   - A version in Destroying has its object destroyed and is tombstoned.
+//   - An Active version whose object is missing is reported: the service
+//     answers KeyUnavailableException for it and never serves other
+//     material in its place.
+//   - Token objects that no version references are reported, never
+//     destroyed: they might belong to another service on the same token.
+func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	ids, err := s.device.ObjectIDs(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list token objects: %w", err)
+	}
+	inToken := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		inToken[hex.EncodeToString(id)] = true
+	}
+	referenced, err := s.store.AllBackingIDs(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list referenced objects: %w", err)
+	}
+
+	creating, err := s.store.VersionsByState(ctx, VersionCreating)
+	if err != nil {
+		return rep, err
+	}
+	for _, v := range creating {
+		key, err := s.store.GetKey(ctx, v.KeyID)
+		if err != nil {
+			return rep, fmt.Errorf("key %s: %w", v.KeyID, err)
+		}
+		if inToken[hex.EncodeToString(v.BackingID)] {
+			if err := s.completeCreate(ctx, key, v); err != nil {
+				return rep, err
+			}
+			rep.CompletedCreates++
+			continue
+		}
+		if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
+			return rep, err
+		}
+		if key.State == StateCreating {
+			if _, err := s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error { k.State = StateDeleted; return nil }); err != nil {
+				return rep, err
+			}
+		}
+		rep.AbandonedCreates++
+	}
+
+	// A key whose first version was activated but whose state was not yet
+	// committed.
+	stuck, err := s.store.KeysByState(ctx, StateCreating)
+	if err != nil {
+		return rep, err
+	}
+	for _, k := range stuck {
+		state := StateDeleted
+		if k.CurrentVersion > 0 {
+			state = StateEnabled
+			rep.CompletedCreates++
+		} else {
+			rep.AbandonedCreates++
+		}
+		if _, err := s.store.UpdateKey(ctx, k.ID, func(r *KeyRecord) error { r.State = state; return nil }); err != nil {
+			return rep, err
+		}
+	}
+
+	// A key tombstoned by the deletion worker whose versions were not yet
+	// all destroyed.
+	for _, v := range referenced {
+		if v.State != VersionActive {
+			continue
+		}
+		key, err := s.store.GetKey(ctx, v.KeyID)
+		if err != nil {
+			return rep, fmt.Errorf("key %s: %w", v.KeyID, err)
+		}
+		if key.State == StateDeleted {
+			if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying); err != nil {
+				return rep, err
+			}
+		}
+	}
+
+	destroying, err := s.store.VersionsByState(ctx, VersionDestroying)
+	if err != nil {
+		return rep, err
+	}
+	destroyedNow := map[string]bool{}
+	for _, v := range destroying {
+		if err := s.destroyVersion(ctx, v); err != nil {
+			return rep, err
+		}
+		destroyedNow[versionKey(v.KeyID, v.Version)] = true
+		rep.CompletedDestroys++
+	}
+
+	for idHex, v := range referenced {
+		if v.State == VersionActive && !inToken[idHex] && !destroyedNow[versionKey(v.KeyID, v.Version)] {
+			rep.MissingObjects = append(rep.MissingObjects, versionKey(v.KeyID, v.Version))
+		}
+	}
+	for idHex := range inToken {
+		if _, ok := referenced[idHex]; !ok {
+			rep.OrphanObjects = append(rep.OrphanObjects, idHex)
+		}
+	}
+	if len(rep.MissingObjects) > 0 {
+		s.log.ErrorContext(ctx, "key versions whose token object is missing; they will not be served", "versions", rep.MissingObjects)
+	}
+	if len(rep.OrphanObjects) > 0 {
+		s.log.WarnContext(ctx, "token objects that no key version references (left in place)", "backing_ids", rep.OrphanObjects)
+	}
+	return rep, nil
+}
+
+// completeCreate commits a version whose token object exists.
+func (s *Service) completeCreate(ctx context.Context, key KeyRecord, v KeyVersion) error {
+	if v.Version > key.CurrentVersion {
+		err := s.store.ActivateVersion(ctx, key.ID, v.Version, key.CurrentVersion)
+		if err != nil && !errors.Is(err, ErrStoreConflict) {
+			return err
+		}
+	} else if err := s.store.SetVersionState(ctx, key.ID, v.Version, VersionActive); err != nil {
+		return err
+	}
+	if key.State == StateCreating {
+		_, err := s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error { k.State = StateEnabled; return nil })
+		return err
+	}
+	return nil
+}
+
+// destroyVersion destroys a version's token object (if it is still there)
+// and tombstones the version.
+func (s *Service) destroyVersion(ctx context.Context, v KeyVersion) error {
+	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+		return fmt.Errorf("destroy token object of %s: %w", versionKey(v.KeyID, v.Version), err)
+	}
+	s.versions.Delete(versionKey(v.KeyID, v.Version))
+	return s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed)
+}
+
+// RunDeletionWorker destroys keys whose deletion window has ended, checking
+// every interval, until ctx is done.
+func (s *Service) RunDeletionWorker(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := s.DeleteDueKeys(ctx); err != nil {
+			s.log.ErrorContext(ctx, "deleting keys whose window ended", "err", err, "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// DeleteDueKeys deletes every key whose deletion date has passed and returns
+// how many it deleted. Deleting follows the HSM-and-database rule: the
+// versions are marked Destroying and the key tombstoned first, then the
+// token objects are destroyed, then the versions are tombstoned. A crash in
+// between is finished by Reconcile.
+func (s *Service) DeleteDueKeys(ctx context.Context) (int, error) {
+	pending, err := s.store.KeysByState(ctx, StatePendingDeletion)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now()
+	deleted := 0
+	for _, k := range pending {
+		if k.DeletionDate.After(now) {
+			continue
+		}
+		if err := s.deleteKey(ctx, k.ID, now); err != nil {
+			return deleted, fmt.Errorf("key %s: %w", k.ID, err)
+		}
+		deleted++
+	}
+	return deleted, nil
+}
+
+var errNotDue = errors.New("key is no longer due for deletion")
+
+func (s *Service) deleteKey(ctx context.Context, keyID string, now time.Time) error {
+	// Tombstone first, conditionally in one transaction: CancelKeyDeletion
+	// may have won since the key was listed. From here on the key answers
+	// NotFoundException, so no request uses the material being destroyed.
+	_, err := s.store.UpdateKey(ctx, keyID, func(k *KeyRecord) error {
+		if k.State != StatePendingDeletion || k.DeletionDate.After(now) {
+			return errNotDue
+		}
+		k.State = StateDeleted
+		return nil
+	})
+	if errors.Is(err, errNotDue) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteAliasesForKey(ctx, keyID); err != nil {
+		return err
+	}
+	n, err := s.destroyVersionsOf(ctx, keyID)
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "key deleted", "key_id", keyID, "versions_destroyed", n)
+	return nil
+}
+
+// destroyVersionsOf marks every live version of a deleted key Destroying,
+// then destroys each one's token object and tombstones it.
+func (s *Service) destroyVersionsOf(ctx context.Context, keyID string) (int, error) {
+	versions, err := s.store.ListVersions(ctx, keyID)
+	if err != nil {
+		return 0, err
+	}
+	var live []KeyVersion
+	for _, v := range versions {
+		if v.State == VersionDestroyed {
+			continue
+		}
+		if v.State != VersionDestroying {
+			if err := s.store.SetVersionState(ctx, keyID, v.Version, VersionDestroying); err != nil {
+				return 0, err
+			}
+		}
+		live = append(live, v)
+	}
+	for _, v := range live {
+		if err := s.destroyVersion(ctx, v); err != nil {
+			return 0, err
+		}
+	}
+	return len(live), nil
+}

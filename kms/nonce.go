@@ -1,0 +1,183 @@
+package kms
+
+// Nonce safety.
+//
+// AES-GCM with random 96-bit IVs stays within NIST SP 800-38D's collision
+// bound (probability <= 2^-32) only for at most 2^32 encryptions under one
+// key. The service makes overrunning that impossible:
+//
+//   - Every key version has a counter in the database, Reserved, that only
+//     grows. Before a process encrypts with a version it reserves a block of
+//     invocations (ReserveBlock, default 2^16) with one atomic conditional
+//     update that never lets Reserved pass the bound (InvocationBound,
+//     default 2^32). The process then spends the block from memory.
+//   - So the number of encryptions ever made with a version is at most its
+//     Reserved counter, whatever happens: a crash forfeits the rest of a
+//     block (it is never handed out again), and several kmsd processes on one
+//     database get disjoint blocks.
+//   - When a version's counter reaches the bound, the next Encrypt creates a
+//     new version: a new AES key generated inside the HSM, recorded with the
+//     same intent/commit rule as CreateKey, and made current with a
+//     conditional update so that concurrent processes agree on one winner.
+//     Older versions stay decryptable; the key id and ARN do not change.
+//
+// Decryption does not consume invocations: only encryption can repeat an IV.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// nonceGuard holds the in-memory remainders of reserved blocks.
+type nonceGuard struct {
+	bound, block uint64
+	counters     sync.Map // versionKey -> *invocationBlock
+}
+
+type invocationBlock struct {
+	mu        sync.Mutex
+	next, end uint64 // invocations [next, end) are reserved and unused
+	exhausted bool   // the version reached the bound
+}
+
+// takeInvocation returns the version of key to encrypt with after counting
+// one invocation against it, moving the key to a new version first when the
+// current one has reached the bound. It returns the key as it was used (its
+// CurrentVersion may be newer than the one passed in).
+func (s *Service) takeInvocation(ctx context.Context, key KeyRecord) (KeyRecord, KeyVersion, error) {
+	// A few rounds cover another goroutine or process rotating underneath.
+	for range 4 {
+		ok, err := s.takeFromBlock(ctx, key.ID, key.CurrentVersion)
+		if err != nil {
+			return key, KeyVersion{}, err
+		}
+		if ok {
+			v, err := s.activeVersion(ctx, key.ID, key.CurrentVersion)
+			if err != nil {
+				return key, KeyVersion{}, fmt.Errorf("current version %d of key %s: %w", key.CurrentVersion, key.ID, err)
+			}
+			return key, v, nil
+		}
+		if key, err = s.rotateExhausted(ctx, key); err != nil {
+			return key, KeyVersion{}, err
+		}
+	}
+	return key, KeyVersion{}, fmt.Errorf("key %s: could not settle on a key version with invocations left", key.ID)
+}
+
+// takeFromBlock counts one invocation of a version; false means the version
+// has reached the bound.
+func (s *Service) takeFromBlock(ctx context.Context, keyID string, version int) (bool, error) {
+	b, _ := s.nonce.counters.LoadOrStore(versionKey(keyID, version), &invocationBlock{})
+	blk := b.(*invocationBlock)
+	blk.mu.Lock()
+	defer blk.mu.Unlock()
+	if blk.next < blk.end {
+		blk.next++
+		return true, nil
+	}
+	if blk.exhausted {
+		return false, nil
+	}
+	n := s.nonce.block
+	start, err := s.store.ReserveInvocations(ctx, keyID, version, n, s.nonce.bound)
+	if errors.Is(err, ErrStoreExhausted) {
+		// Less than a block is left below the bound: take exactly what is
+		// left, so the bound is reached, never passed.
+		v, gerr := s.store.GetVersion(ctx, keyID, version)
+		if gerr != nil {
+			return false, gerr
+		}
+		if v.Reserved >= s.nonce.bound {
+			blk.exhausted = true
+			return false, nil
+		}
+		n = s.nonce.bound - v.Reserved
+		start, err = s.store.ReserveInvocations(ctx, keyID, version, n, s.nonce.bound)
+		if errors.Is(err, ErrStoreExhausted) {
+			// Another process took the rest first; look again next round.
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	blk.next, blk.end = start+1, start+n
+	return true, nil
+}
+
+// rotateExhausted makes a new version current for a key whose current
+// version reached the bound, unless another goroutine or process already
+// did; it returns the key as now stored.
+func (s *Service) rotateExhausted(ctx context.Context, key KeyRecord) (KeyRecord, error) {
+	unlock := s.lockKey(key.ID)
+	defer unlock()
+	fresh, err := s.store.GetKey(ctx, key.ID)
+	if err != nil {
+		return key, err
+	}
+	if fresh.CurrentVersion != key.CurrentVersion {
+		return fresh, nil
+	}
+	s.log.InfoContext(ctx, "key version reached its invocation bound; moving to a new version",
+		"key_id", key.ID, "version", key.CurrentVersion, "bound", s.nonce.bound)
+	return s.addVersion(ctx, fresh)
+}
+
+// addVersion creates the next version of a key inside the HSM and makes it
+// current: intent, token object, conditional commit. Rotation uses it too.
+func (s *Service) addVersion(ctx context.Context, key KeyRecord) (KeyRecord, error) {
+	versions, err := s.store.ListVersions(ctx, key.ID)
+	if err != nil {
+		return key, err
+	}
+	next := 1
+	for _, v := range versions {
+		if v.Version >= next {
+			next = v.Version + 1
+		}
+	}
+	backing, err := newBackingID()
+	if err != nil {
+		return key, err
+	}
+	v := KeyVersion{KeyID: key.ID, Version: next, BackingID: backing, State: VersionCreating, CreatedAt: s.now().UTC()}
+	if err := s.store.AddVersion(ctx, v); err != nil {
+		if errors.Is(err, ErrStoreAlreadyExists) {
+			// Another process is adding this version; use whatever is current.
+			return s.store.GetKey(ctx, key.ID)
+		}
+		return key, err
+	}
+	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, next)); err != nil {
+		_ = s.store.SetVersionState(context.WithoutCancel(ctx), key.ID, next, VersionDestroyed)
+		return key, err
+	}
+	err = s.store.ActivateVersion(ctx, key.ID, next, key.CurrentVersion)
+	if errors.Is(err, ErrStoreConflict) {
+		// Lost the race: another version became current. Ours was never used
+		// to encrypt; destroy it.
+		s.discardVersion(ctx, v)
+		return s.store.GetKey(ctx, key.ID)
+	}
+	if err != nil {
+		return key, err
+	}
+	return s.store.GetKey(ctx, key.ID)
+}
+
+// discardVersion destroys a version that was never used.
+func (s *Service) discardVersion(ctx context.Context, v KeyVersion) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying); err != nil {
+		s.log.WarnContext(ctx, "discard version: marking failed", "key_id", v.KeyID, "version", v.Version, "err", err)
+		return
+	}
+	if err := s.device.Destroy(ctx, v.BackingID); err != nil {
+		s.log.WarnContext(ctx, "discard version: destroying token object failed; the reconciler will retry", "key_id", v.KeyID, "version", v.Version, "err", err)
+		return
+	}
+	_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed)
+}

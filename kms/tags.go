@@ -1,0 +1,116 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// maxTagsPerKey is AWS's quota of tags on one key.
+const maxTagsPerKey = 50
+
+// validateTags checks a Tags member as AWS does: TagKey 1..128 and TagValue
+// 0..256 (ValidationException), at most 50, no duplicate keys and no "aws:"
+// prefix (TagException).
+func validateTags(tags []Tag) ([]TagRecord, error) {
+	if len(tags) > maxTagsPerKey {
+		return nil, Errorf(CodeTag, "Too many tags")
+	}
+	seen := make(map[string]bool, len(tags))
+	out := make([]TagRecord, 0, len(tags))
+	for i, t := range tags {
+		key, err := requireString(fmt.Sprintf("tags.%d.member.tagKey", i+1), t.TagKey, 1, 128)
+		if err != nil {
+			return nil, err
+		}
+		value, err := requireString(fmt.Sprintf("tags.%d.member.tagValue", i+1), t.TagValue, 0, 256)
+		if err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(strings.ToLower(key), "aws:") {
+			return nil, Errorf(CodeTag, "Tags beginning with aws: are reserved")
+		}
+		if seen[key] {
+			return nil, Errorf(CodeTag, "Duplicate tag keys")
+		}
+		seen[key] = true
+		out = append(out, TagRecord{Key: key, Value: value})
+	}
+	return out, nil
+}
+
+// TagResource adds or overwrites tags of a key.
+func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "TagResource")
+	if err != nil {
+		return nil, err
+	}
+	if in.Tags == nil {
+		return nil, validationf("Value null at 'tags' failed to satisfy constraint: Member must not be null")
+	}
+	tags, err := validateTags(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNotPendingDeletion(r); err != nil {
+		return nil, err
+	}
+	if err := s.store.PutTags(ctx, r.key.ID, tags, maxTagsPerKey); err != nil {
+		if errors.Is(err, ErrStoreExhausted) {
+			return nil, Errorf(CodeTag, "Too many tags")
+		}
+		return nil, Internal(err)
+	}
+	return &Empty{}, nil
+}
+
+// UntagResource removes tags of a key; absent tag keys are not an error.
+func (s *Service) UntagResource(ctx context.Context, in *UntagResourceInput) (*Empty, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "UntagResource")
+	if err != nil {
+		return nil, err
+	}
+	if in.TagKeys == nil {
+		return nil, validationf("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+	}
+	for i, k := range in.TagKeys {
+		if err := checkLength(fmt.Sprintf("tagKeys.%d.member", i+1), k, 1, 128); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkNotPendingDeletion(r); err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteTags(ctx, r.key.ID, in.TagKeys); err != nil {
+		return nil, Internal(err)
+	}
+	return &Empty{}, nil
+}
+
+// ListResourceTags lists a key's tags in tag key order.
+func (s *Service) ListResourceTags(ctx context.Context, in *ListResourceTagsInput) (*ListResourceTagsOutput, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ListResourceTags")
+	if err != nil {
+		return nil, err
+	}
+	limit, after, err := pageParams(in.Limit, in.Marker, 50, 50)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := s.store.ListTags(ctx, r.key.ID, after, limit+1)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	out := &ListResourceTagsOutput{Tags: []Tag{}}
+	for i, t := range tags {
+		if i == limit {
+			out.Truncated = true
+			out.NextMarker = encodeMarker(tags[i-1].Key)
+			break
+		}
+		key, value := t.Key, t.Value
+		out.Tags = append(out.Tags, Tag{TagKey: &key, TagValue: &value})
+	}
+	return out, nil
+}
