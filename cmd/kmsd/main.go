@@ -1,0 +1,249 @@
+// Command kmsd is the key service: an AWS-KMS-compatible HTTP API whose keys
+// live in a PKCS#11 token and whose metadata lives in SQLite.
+//
+// With no configuration it runs against SoftHSM2 using ./softhsm.conf and the
+// token labelled "kms", listens on 127.0.0.1:8080 and writes the bootstrap
+// admin credentials to ./var/admin-credentials. scripts/run sets all of that
+// up. See README.md for the configuration reference.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"hsmkms/hsm"
+	"hsmkms/httpapi"
+	"hsmkms/kms"
+	"hsmkms/kms/sqlstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one kills the process at once.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kmsd:", err)
+		os.Exit(1)
+	}
+}
+
+// run is kmsd: it parses args, serves until ctx is done, then shuts down in
+// the reverse order of start-up. stdout gets the few lines meant for the
+// person starting the server; stderr gets the structured log.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kmsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration `file` (default $KMSD_CONFIG; none: built-in defaults)")
+	listen := fs.String("listen", "", "listen `address` host:port, overriding config and $KMSD_LISTEN (port 0: any free port)")
+	addrFile := fs.String("addr-file", "", "when ready to serve, write the bound host:port to this `file`")
+	checkOnly := fs.Bool("check-config", false, "load and validate the configuration, then exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (the PIN is never a flag: use $KMSD_HSM_PIN or hsm.pin_file)", fs.Args())
+	}
+	if *configPath == "" {
+		*configPath = os.Getenv("KMSD_CONFIG")
+	}
+	cfg, err := loadConfig(loadOptions{path: *configPath, listen: *listen})
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if *checkOnly {
+		fmt.Fprintln(stdout, "kmsd: configuration OK")
+		return nil
+	}
+	log.Info("starting kmsd", "config", cfg, "config_file", *configPath)
+
+	if conf, set, err := softHSMConf(os.Getenv, os.Setenv); err != nil {
+		return fmt.Errorf("SOFTHSM2_CONF: %w", err)
+	} else if set {
+		log.Info("using the repository's SoftHSM2 configuration", "softhsm2_conf", conf)
+	}
+	for _, p := range []string{cfg.Database, cfg.CredentialsFile} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+	}
+	if err := checkWritableDir(filepath.Dir(cfg.CredentialsFile)); err != nil {
+		// Checked before Bootstrap: a secret created but not written
+		// down would be lost.
+		return fmt.Errorf("credentials_file: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer log.Info("stopped") // deferred first, so logged after everything closed
+	defer ln.Close()
+	endpoint := endpointURL(ln.Addr())
+
+	dev, err := hsm.Open(ctx, hsm.Config{
+		ModulePath: cfg.HSM.Module,
+		TokenLabel: cfg.HSM.TokenLabel,
+		PIN:        cfg.PIN(),
+		PoolSize:   cfg.HSM.PoolSize,
+		PoolWait:   time.Duration(cfg.HSM.PoolWait),
+		Logger:     log.With("component", "hsm"),
+	})
+	if err != nil {
+		return fmt.Errorf("open HSM (module %s, token %q; scripts/run initialises a SoftHSM2 token under ./var): %w",
+			cfg.HSM.Module, cfg.HSM.TokenLabel, err)
+	}
+	defer closeLogged(log, "HSM", dev.Close)
+
+	store, err := sqlstore.Open(ctx, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "database", store.Close)
+
+	svc, err := kms.New(kms.Config{
+		Region:          cfg.Region,
+		Device:          dev,
+		Store:           store,
+		Logger:          log.With("component", "kms"),
+		InvocationBound: cfg.Advanced.InvocationBound,
+		ReserveBlock:    cfg.Advanced.ReserveBlock,
+	})
+	if err != nil {
+		return err
+	}
+	report, err := svc.Reconcile(ctx)
+	if err != nil {
+		return fmt.Errorf("start-up reconciliation: %w", err)
+	}
+	logReconcile(log, report)
+
+	boot, err := svc.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := reportBootstrap(log, stdout, cfg, boot, endpoint); err != nil {
+		return err
+	}
+
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	var worker sync.WaitGroup
+	worker.Go(func() { svc.RunDeletionWorker(workerCtx, time.Duration(cfg.DeletionCheckInterval)) })
+	defer func() { stopWorker(); worker.Wait() }() // before the store and HSM close
+
+	// Requests keep their context through the shutdown grace period; it is
+	// cancelled only once the grace period is over.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: httpapi.NewHandler(httpapi.Config{
+			Service:      svc,
+			Logger:       log.With("component", "http"),
+			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+			Ready:        svc.Health,
+		}),
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	if *addrFile != "" {
+		if err := writeFileAtomic(*addrFile, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("addr-file: %w", err)
+		}
+		defer os.Remove(*addrFile)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "endpoint", endpoint, "region", cfg.Region)
+
+	var serveErr error
+	select {
+	case serveErr = <-served:
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", cfg.HTTP.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.HTTP.ShutdownTimeout))
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("graceful shutdown incomplete; closing connections", "err", err)
+			_ = srv.Close()
+		}
+		cancel()
+		serveErr = <-served
+	}
+	cancelBase()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// newLogger builds the process logger; cfg has been validated.
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func closeLogged(log *slog.Logger, what string, close func() error) {
+	if err := close(); err != nil {
+		log.Error("close failed", "what", what, "err", err)
+	}
+}
+
+// logReconcile logs what the start-up reconciler did: counts and ids only.
+func logReconcile(log *slog.Logger, r kms.ReconcileReport) {
+	log.Info("reconciled HSM and database",
+		"completed_creates", r.CompletedCreates,
+		"abandoned_creates", r.AbandonedCreates,
+		"completed_destroys", r.CompletedDestroys,
+		"missing_objects", len(r.MissingObjects),
+		"orphan_objects", len(r.OrphanObjects))
+	if len(r.MissingObjects) > 0 {
+		log.Error("key versions whose token object is missing are not served", "versions", r.MissingObjects)
+	}
+	if len(r.OrphanObjects) > 0 {
+		log.Warn("token objects no key version references (left in place)", "backing_ids", r.OrphanObjects)
+	}
+}
+
+// endpointURL is the URL clients on this machine use to reach addr.
+func endpointURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			host = "127.0.0.1"
+		} else {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
