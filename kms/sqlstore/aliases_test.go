@@ -88,11 +88,11 @@ func TestListCountDeleteAliases(t *testing.T) {
 	}
 
 	tests := []struct {
-		name           string
-		account, key   string
-		after          string
-		limit          int
-		want           []string
+		name         string
+		account, key string
+		after        string
+		limit        int
+		want         []string
 	}{
 		{"all", acct1, "", "", 0, []string{"alias/a", "alias/b", "alias/c", "alias/d", "alias/e"}},
 		{"first page", acct1, "", "", 2, []string{"alias/a", "alias/b"}},

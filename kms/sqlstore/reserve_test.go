@@ -59,7 +59,7 @@ func TestReserveInvocationsConcurrent(t *testing.T) {
 
 	const (
 		block      = 7
-		bound      = 3000 // not a multiple of block: the last block cannot fit
+		bound      = 20000 // not a multiple of block: the last block cannot fit
 		goroutines = 8
 	)
 	type rng struct{ lo, hi uint64 }
