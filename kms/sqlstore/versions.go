@@ -70,17 +70,26 @@ func (s *Store) GetVersion(ctx context.Context, keyID string, version int) (kms.
 	return v, wrap(versionOp("get", keyID, version), err)
 }
 
-// ListVersions returns all versions of a key in version order; an unknown
-// key has none (an empty list, not ErrStoreNotFound).
+// ListVersions returns all versions of a key in version order;
+// ErrStoreNotFound if the key does not exist.
 func (s *Store) ListVersions(ctx context.Context, keyID string) ([]kms.KeyVersion, error) {
-	op := "list versions of key " + keyID
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
-		WHERE key_id = ? ORDER BY version`, keyID)
+	var vs []kms.KeyVersion
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		if err := requireKey(ctx, tx, keyID); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
+			WHERE key_id = ? ORDER BY version`, keyID)
+		if err != nil {
+			return err
+		}
+		vs, err = scanVersions(rows)
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("list versions of key "+keyID, err)
 	}
-	vs, err := scanVersions(rows)
-	return vs, wrap(op, err)
+	return vs, nil
 }
 
 // VersionsByState returns every version in the given state, ordered by key

@@ -42,10 +42,8 @@ func TestAddGetListVersions(t *testing.T) {
 	if string(vs[2].BackingID) != "v3" {
 		t.Fatalf("version 3 backing id %q", vs[2].BackingID)
 	}
-	none, err := s.ListVersions(ctx, keyID(9))
-	if err != nil || len(none) != 0 {
-		t.Fatalf("ListVersions(unknown) = %v, %v", none, err)
-	}
+	_, err = s.ListVersions(ctx, keyID(9))
+	wantErr(t, "ListVersions unknown key", err, kms.ErrStoreNotFound)
 
 	_, err = s.GetVersion(ctx, keyID(1), 4)
 	wantErr(t, "GetVersion absent", err, kms.ErrStoreNotFound)
