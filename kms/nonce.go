@@ -47,8 +47,13 @@ type invocationBlock struct {
 // current one has reached the bound. It returns the key as it was used (its
 // CurrentVersion may be newer than the one passed in).
 func (s *Service) takeInvocation(ctx context.Context, key KeyRecord) (KeyRecord, KeyVersion, error) {
-	// A few rounds cover another goroutine or process rotating underneath.
-	for range 4 {
+	// Each round that fails to take an invocation means others took the
+	// rest of the version, so every round is global progress; the cap only
+	// guards against a store that misbehaves.
+	for range 100 {
+		if err := ctx.Err(); err != nil {
+			return key, KeyVersion{}, err
+		}
 		ok, err := s.takeFromBlock(ctx, key.ID, key.CurrentVersion)
 		if err != nil {
 			return key, KeyVersion{}, err
