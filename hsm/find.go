@@ -1,0 +1,170 @@
+package hsm
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/miekg/pkcs11"
+)
+
+// findBatch is how many handles one C_FindObjects call returns.
+const findBatch = 1000
+
+// findObjects runs one complete C_FindObjectsInit/C_FindObjects/
+// C_FindObjectsFinal search on session s. Every search is counted in
+// findCalls, so tests can prove that the request path never searches.
+func (d *PKCS11) findObjects(ctx context.Context, s pkcs11.SessionHandle, template []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// A session that is not logged in sees only public objects, so a search
+	// on it would report private keys as missing (after a lost login, or on
+	// a session opened before the login was restored). Fail it as a login
+	// fault instead, which makes the caller recover and retry.
+	if err := d.requireLogin(s); err != nil {
+		return nil, err
+	}
+	d.findCalls.Add(1)
+	if err := d.mod.ctx.FindObjectsInit(s, template); err != nil {
+		return nil, callError("C_FindObjectsInit", err)
+	}
+	var all []pkcs11.ObjectHandle
+	for {
+		batch, _, err := d.mod.ctx.FindObjects(s, findBatch)
+		if err != nil {
+			_ = d.mod.ctx.FindObjectsFinal(s)
+			return nil, callError("C_FindObjects", err)
+		}
+		all = append(all, batch...)
+		if len(batch) < findBatch {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			_ = d.mod.ctx.FindObjectsFinal(s)
+			return nil, err
+		}
+	}
+	if err := d.mod.ctx.FindObjectsFinal(s); err != nil {
+		return nil, callError("C_FindObjectsFinal", err)
+	}
+	// The login may have been lost during the search.
+	if err := d.requireLogin(s); err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// requireLogin fails with CKR_USER_NOT_LOGGED_IN (a session fault) unless
+// session s is in a user state.
+func (d *PKCS11) requireLogin(s pkcs11.SessionHandle) error {
+	info, err := d.mod.ctx.GetSessionInfo(s)
+	if err != nil {
+		return callError("C_GetSessionInfo", err)
+	}
+	if !userState(info.State) {
+		return callError("C_FindObjectsInit", pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN))
+	}
+	return nil
+}
+
+func userState(state uint) bool {
+	return state == pkcs11.CKS_RO_USER_FUNCTIONS || state == pkcs11.CKS_RW_USER_FUNCTIONS
+}
+
+// tokenObject is what a scan reads of each object.
+type tokenObject struct {
+	handle pkcs11.ObjectHandle
+	id     []byte
+	class  uint
+}
+
+// scanObjects lists every token object carrying a CKA_ID. Objects that vanish
+// or refuse the read mid-scan (another process may be deleting) are skipped.
+func (d *PKCS11) scanObjects(ctx context.Context, s pkcs11.SessionHandle, template []*pkcs11.Attribute) ([]tokenObject, error) {
+	handles, err := d.findObjects(ctx, s, template)
+	if err != nil {
+		return nil, err
+	}
+	objects := make([]tokenObject, 0, len(handles))
+	for i, h := range handles {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		attrs, err := d.mod.ctx.GetAttributeValue(s, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil),
+		})
+		if err != nil {
+			if isSessionFault(err) {
+				return nil, callError("C_GetAttributeValue", err)
+			}
+			continue
+		}
+		obj := tokenObject{handle: h}
+		for _, a := range attrs {
+			switch a.Type {
+			case pkcs11.CKA_ID:
+				obj.id = a.Value
+			case pkcs11.CKA_CLASS:
+				obj.class = ulong(a.Value)
+			}
+		}
+		if len(obj.id) > 0 {
+			objects = append(objects, obj)
+		}
+	}
+	return objects, nil
+}
+
+// ulong decodes a CK_ULONG attribute value: the module writes the C type
+// in native byte order and miekg/pkcs11 hands the raw bytes back.
+func ulong(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	default:
+		return 0
+	}
+}
+
+// buildIndex scans the token once and maps the id of every AES secret key.
+func (d *PKCS11) buildIndex(ctx context.Context, s pkcs11.SessionHandle) (map[string]pkcs11.ObjectHandle, error) {
+	objects, err := d.scanObjects(ctx, s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+	})
+	if err != nil {
+		return nil, err
+	}
+	handles := make(map[string]pkcs11.ObjectHandle, len(objects))
+	for _, o := range objects {
+		if _, dup := handles[string(o.id)]; dup {
+			d.log.Warn("hsm: several secret keys share one backing id; using the first", "id", hexID(o.id))
+			continue
+		}
+		handles[string(o.id)] = o.handle
+	}
+	return handles, nil
+}
+
+// lookupKey finds the AES key object with CKA_ID id by a targeted search.
+// It runs only on an index miss (a key created by another process, or a
+// handle that went stale).
+func (d *PKCS11) lookupKey(ctx context.Context, s pkcs11.SessionHandle, id []byte) (pkcs11.ObjectHandle, error) {
+	handles, err := d.findObjects(ctx, s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(handles) == 0 {
+		return 0, ErrKeyNotFound
+	}
+	return handles[0], nil
+}
