@@ -123,7 +123,9 @@ type Store interface {
 
 	// UpdateKey reads the key, calls fn on it and writes back what fn left,
 	// all in one transaction. If fn returns an error nothing is written and
-	// that error is returned as is. The ID and AccountID cannot change.
+	// that error is returned as is. The ID and AccountID cannot change. fn
+	// runs while the store's write lock is held: it must not call the Store
+	// or do slow work such as HSM calls.
 	UpdateKey(ctx context.Context, keyID string, fn func(*KeyRecord) error) (KeyRecord, error)
 
 	// ListKeys returns up to limit keys of the account with id > after, in id
@@ -157,7 +159,8 @@ type Store interface {
 	// ReserveInvocations atomically adds n to the version's Reserved counter
 	// if the result stays <= bound, and returns the counter's value before
 	// the addition. If it would pass the bound, nothing changes and
-	// ErrStoreExhausted is returned.
+	// ErrStoreExhausted is returned. It does not look at the version's state:
+	// callers use only Active versions.
 	ReserveInvocations(ctx context.Context, keyID string, version int, n, bound uint64) (uint64, error)
 
 	// AllBackingIDs returns every backing id the metadata references, in any
