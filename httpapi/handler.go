@@ -64,6 +64,11 @@ type server struct {
 // operations, GET /healthz and GET /readyz. It panics if cfg has no Service
 // or no region can be determined, since either is a wiring mistake.
 func NewHandler(cfg Config) http.Handler {
+	return newServer(cfg).engine()
+}
+
+// newServer applies the defaults of cfg.
+func newServer(cfg Config) *server {
 	if cfg.Service == nil {
 		panic("httpapi: Config.Service is required")
 	}
@@ -88,7 +93,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Ready == nil {
 		cfg.Ready = cfg.Service.Health
 	}
-	s := &server{
+	return &server{
 		log:        cfg.Logger,
 		maxBody:    cfg.MaxBodyBytes,
 		operations: operationTable(cfg.Service),
@@ -100,7 +105,6 @@ func NewHandler(cfg Config) http.Handler {
 		},
 		ready: cfg.Ready,
 	}
-	return s.engine()
 }
 
 // signingName is the SigV4 service name of KMS.
