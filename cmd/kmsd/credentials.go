@@ -27,7 +27,7 @@ func reportBootstrap(log *slog.Logger, stdout io.Writer, cfg Config, boot kms.Bo
 			return fmt.Errorf("write bootstrap credentials (the new admin secret is lost; "+
 				"remove %s and start again to create a new admin): %w", cfg.Database, err)
 		}
-		log.Info("bootstrap admin created", "account", boot.AccountID, "access_key_id", boot.AccessKeyID, "credentials_file", path)
+		log.Info("bootstrap credentials written", "account", boot.AccountID, "access_key_id", boot.AccessKeyID, "credentials_file", path)
 		fmt.Fprintf(stdout, "kmsd: bootstrap admin credentials written to %s (account %s)\n", path, boot.AccountID)
 		return nil
 	}
