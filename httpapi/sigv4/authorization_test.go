@@ -23,7 +23,7 @@ func TestParseAuthorization(t *testing.T) {
 	}
 	for _, h := range []string{
 		validHeader,
-		strings.ReplaceAll(validHeader, ", ", ","),   // no spaces
+		strings.ReplaceAll(validHeader, ", ", ","),    // no spaces
 		strings.ReplaceAll(validHeader, ", ", " ,  "), // extra spaces
 		// parameters in another order
 		"AWS4-HMAC-SHA256 Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Credential=AKIDEXAMPLE/20261126/us-east-1/kms/aws4_request",

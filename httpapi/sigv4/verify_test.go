@@ -39,7 +39,7 @@ func (m keyMap) LookupAccessKey(_ context.Context, id string) (kms.AccessKey, er
 }
 
 var testKeys = keyMap{
-	testKeyID:  {ID: testKeyID, Secret: testSecret, AccountID: "111122223333", PrincipalARN: "arn:aws:iam::111122223333:root", Active: true},
+	testKeyID:   {ID: testKeyID, Secret: testSecret, AccountID: "111122223333", PrincipalARN: "arn:aws:iam::111122223333:root", Active: true},
 	"AKIDOLD01": {ID: "AKIDOLD01", Secret: testSecret, AccountID: "111122223333", PrincipalARN: "arn:aws:iam::111122223333:user/old", Active: false},
 }
 

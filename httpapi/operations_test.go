@@ -1,0 +1,30 @@
+package httpapi
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestOperationTable pins the operations the API serves.
+func TestOperationTable(t *testing.T) {
+	t.Parallel()
+	want := []string{
+		"CancelKeyDeletion", "CreateAlias", "CreateKey", "Decrypt", "DeleteAlias",
+		"DescribeKey", "DisableKey", "EnableKey", "Encrypt", "GenerateDataKey",
+		"GenerateDataKeyWithoutPlaintext", "GenerateRandom", "ListAliases", "ListKeys",
+		"ListResourceTags", "ReEncrypt", "ScheduleKeyDeletion", "TagResource",
+		"UntagResource", "UpdateAlias", "UpdateKeyDescription",
+	}
+	table := operationTable(newTestService(t))
+	var got []string
+	for name, handle := range table {
+		if handle == nil {
+			t.Errorf("operation %s has no handler", name)
+		}
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("operations = %v\nwant %v", got, want)
+	}
+}
