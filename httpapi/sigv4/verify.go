@@ -58,6 +58,10 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 	if header == "" {
 		return res, &kms.Error{Code: kms.CodeMissingAuthenticationToken, Message: msgMissingToken}
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Two headers would leave it open which one was checked.
+		return res, incomplete("Only one Authorization header is allowed.")
+	}
 	auth, err := ParseAuthorization(header)
 	if err != nil {
 		return res, err

@@ -194,6 +194,7 @@ func TestVerifyFailures(t *testing.T) {
 		{name: "inactive key", opts: func(o *signOpts) { o.creds.AccessKeyID = "AKIDOLD01" }, code: kms.CodeUnrecognizedClient, message: badToken},
 		{name: "session token", opts: func(o *signOpts) { o.creds.SessionToken = "FwoGZXIvYXdzEXAMPLE" }, code: kms.CodeUnrecognizedClient, message: badToken},
 		{name: "missing authorization", tamper: func(r *http.Request) { r.Header.Del("Authorization") }, code: kms.CodeMissingAuthenticationToken, message: "Missing Authentication Token"},
+		{name: "two authorization headers", tamper: func(r *http.Request) { r.Header.Add("Authorization", r.Header.Get("Authorization")) }, code: kms.CodeIncompleteSignature},
 		{name: "missing date", tamper: func(r *http.Request) { r.Header.Del("X-Amz-Date") }, code: kms.CodeIncompleteSignature,
 			message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."},
 		{name: "malformed date", tamper: func(r *http.Request) { r.Header.Set("X-Amz-Date", "2026-11-26T16:19:20Z") }, code: kms.CodeIncompleteSignature},
