@@ -46,11 +46,11 @@ type envOption func(*kms.Config)
 
 // deviceFactory makes the device a test runs against: the in-memory fake
 // for fast logic tests, SoftHSM2 for the real path.
-type deviceFactory func(t *testing.T) hsm.Device
+type deviceFactory func(t testing.TB) hsm.Device
 
-func fakeDevice(t *testing.T) hsm.Device { return hsm.NewFake() }
+func fakeDevice(t testing.TB) hsm.Device { return hsm.NewFake() }
 
-func newEnv(t *testing.T, newDevice deviceFactory, opts ...envOption) *env {
+func newEnv(t testing.TB, newDevice deviceFactory, opts ...envOption) *env {
 	t.Helper()
 	store, err := sqlstore.Open(t.Context(), filepath.Join(t.TempDir(), "kms.db"))
 	if err != nil {
@@ -60,7 +60,7 @@ func newEnv(t *testing.T, newDevice deviceFactory, opts ...envOption) *env {
 	return newEnvWith(t, newDevice(t), store, opts...)
 }
 
-func newEnvWith(t *testing.T, device hsm.Device, store *sqlstore.Store, opts ...envOption) *env {
+func newEnvWith(t testing.TB, device hsm.Device, store *sqlstore.Store, opts ...envOption) *env {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	cfg := kms.Config{Region: "us-east-1", Device: device, Store: store, Now: c.Now}

@@ -9,7 +9,7 @@ import (
 )
 
 // softHSMDevice opens a fresh SoftHSM2 token for one test.
-func softHSMDevice(t *testing.T) hsm.Device {
+func softHSMDevice(t testing.TB) hsm.Device {
 	t.Helper()
 	d, err := hsm.Open(t.Context(), softhsmtest.NewToken(t))
 	if err != nil {
@@ -30,7 +30,7 @@ func TestRequestPathNeverSearchesTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { device.Close() })
-	e := newEnv(t, func(*testing.T) hsm.Device { return device })
+	e := newEnv(t, func(testing.TB) hsm.Device { return device })
 	md := e.createKey(t)
 	before := device.FindObjectsCalls()
 	for range 200 {

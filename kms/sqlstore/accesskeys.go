@@ -29,7 +29,7 @@ func (s *Store) GetAccessKey(ctx context.Context, id string) (kms.AccessKey, err
 		k       kms.AccessKey
 		created sql.NullInt64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, secret, account_id, principal_arn, active, created_at
+	err := s.reads.QueryRowContext(ctx, `SELECT id, secret, account_id, principal_arn, active, created_at
 		FROM access_keys WHERE id = ?`, id).
 		Scan(&k.ID, &k.Secret, &k.AccountID, &k.PrincipalARN, &k.Active, &created)
 	if err != nil {

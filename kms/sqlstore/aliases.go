@@ -42,7 +42,7 @@ func (s *Store) CreateAlias(ctx context.Context, a kms.AliasRecord) error {
 
 // GetAlias returns an alias of the account by name.
 func (s *Store) GetAlias(ctx context.Context, accountID, name string) (kms.AliasRecord, error) {
-	a, err := scanAlias(s.r.QueryRowContext(ctx, `SELECT `+aliasColumns+` FROM aliases
+	a, err := scanAlias(s.reads.QueryRowContext(ctx, `SELECT `+aliasColumns+` FROM aliases
 		WHERE account_id = ? AND name = ?`, accountID, name))
 	return a, wrap(aliasOp("get", accountID, name), err)
 }
@@ -79,7 +79,7 @@ func (s *Store) ListAliases(ctx context.Context, accountID, keyID, after string,
 			WHERE key_id = ? AND account_id = ? AND name > ? ORDER BY name LIMIT ?`
 		args = append([]any{keyID}, args...)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.reads.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -98,7 +98,7 @@ func (s *Store) ListAliases(ctx context.Context, accountID, keyID, after string,
 // CountAliases returns how many aliases, in any account, point at the key.
 func (s *Store) CountAliases(ctx context.Context, keyID string) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM aliases WHERE key_id = ?`, keyID).Scan(&n)
+	err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM aliases WHERE key_id = ?`, keyID).Scan(&n)
 	return n, wrap("count aliases of key "+keyID, err)
 }
 

@@ -72,7 +72,7 @@ func (s *Store) CreateKey(ctx context.Context, k kms.KeyRecord, v kms.KeyVersion
 
 // GetKey returns a key by id, tombstones included.
 func (s *Store) GetKey(ctx context.Context, keyID string) (kms.KeyRecord, error) {
-	k, err := getKey(ctx, s.r, keyID)
+	k, err := getKey(ctx, s.reads, keyID)
 	return k, wrap("get key "+keyID, err)
 }
 
@@ -130,7 +130,7 @@ func (s *Store) UpdateKey(ctx context.Context, keyID string, fn func(*kms.KeyRec
 // order, leaving out keys being created and tombstones. limit <= 0 means no
 // limit.
 func (s *Store) ListKeys(ctx context.Context, accountID, after string, limit int) ([]kms.KeyRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys
+	rows, err := s.reads.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys
 		WHERE account_id = ? AND id > ? AND state NOT IN (?, ?)
 		ORDER BY id LIMIT ?`,
 		accountID, after, string(kms.StateCreating), string(kms.StateDeleted), sqlLimit(limit))
@@ -144,7 +144,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID, after string, limit int
 // KeysByState returns every key in the given state, in id order.
 func (s *Store) KeysByState(ctx context.Context, state kms.KeyState) ([]kms.KeyRecord, error) {
 	op := "keys in state " + string(state)
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.reads.QueryContext(ctx,
 		`SELECT `+keyColumns+` FROM keys WHERE state = ? ORDER BY id`, string(state))
 	if err != nil {
 		return nil, wrap(op, err)

@@ -8,7 +8,7 @@ import (
 // GetSetting returns a service-wide value; ErrStoreNotFound if it is unset.
 func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := s.reads.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	return v, wrap("get setting "+name, err)
 }
 

@@ -44,6 +44,8 @@ type Store struct {
 	path string
 	w    *sql.DB // exactly one connection; every write goes here
 	r    *sql.DB // query-only connections for reads
+	// reads runs the read queries of s.r through prepared statements.
+	reads *readStatements
 }
 
 var _ kms.Store = (*Store)(nil)
@@ -95,16 +97,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
 	}
 	s.r = r
+	s.reads = newReadStatements(r)
 	return s, nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
+	serr := s.reads.Close()
 	rerr := s.r.Close()
 	// Closing the last connection of the writer also checkpoints the WAL.
 	werr := s.w.Close()
 	if werr != nil {
 		return fmt.Errorf("sqlstore: close: %w", werr)
+	}
+	if rerr == nil {
+		rerr = serr
 	}
 	if rerr != nil {
 		return fmt.Errorf("sqlstore: close: %w", rerr)

@@ -65,7 +65,7 @@ func (s *Store) AddVersion(ctx context.Context, v kms.KeyVersion) error {
 
 // GetVersion returns one version of a key.
 func (s *Store) GetVersion(ctx context.Context, keyID string, version int) (kms.KeyVersion, error) {
-	v, err := scanVersion(s.r.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM key_versions
+	v, err := scanVersion(s.reads.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM key_versions
 		WHERE key_id = ? AND version = ?`, keyID, version))
 	return v, wrap(versionOp("get", keyID, version), err)
 }
@@ -96,7 +96,7 @@ func (s *Store) ListVersions(ctx context.Context, keyID string) ([]kms.KeyVersio
 // id and version.
 func (s *Store) VersionsByState(ctx context.Context, state kms.VersionState) ([]kms.KeyVersion, error) {
 	op := "versions in state " + string(state)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
+	rows, err := s.reads.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
 		WHERE state = ? ORDER BY key_id, version`, string(state))
 	if err != nil {
 		return nil, wrap(op, err)
@@ -147,7 +147,7 @@ func (s *Store) ActivateVersion(ctx context.Context, keyID string, version, prev
 // AllBackingIDs returns every version not yet Destroyed, keyed by the hex
 // encoding of its backing id: the token objects the metadata still claims.
 func (s *Store) AllBackingIDs(ctx context.Context) (map[string]kms.KeyVersion, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
+	rows, err := s.reads.QueryContext(ctx, `SELECT `+versionColumns+` FROM key_versions
 		WHERE state <> ?`, string(kms.VersionDestroyed))
 	if err != nil {
 		return nil, wrap("all backing ids", err)
