@@ -1000,6 +1000,7 @@ func (s *e2eServer) checkKeyMetadata(t *testing.T, md *types.KeyMetadata, keyID,
 	check(md.ValidTo == nil && md.ExpirationModel == "", "ValidTo %v ExpirationModel %q on an AWS_KMS key", md.ValidTo, md.ExpirationModel)
 	check(md.Origin == types.OriginTypeAwsKms, "Origin %q", md.Origin)
 	check(md.KeyManager == types.KeyManagerTypeCustomer, "KeyManager %q", md.KeyManager)
+	//lint:ignore SA1019 AWS still returns the deprecated twin of KeySpec, and clients still read it
 	check(md.CustomerMasterKeySpec == types.CustomerMasterKeySpecSymmetricDefault, "CustomerMasterKeySpec %q", md.CustomerMasterKeySpec)
 	check(md.KeySpec == types.KeySpecSymmetricDefault, "KeySpec %q", md.KeySpec)
 	check(slices.Equal(md.EncryptionAlgorithms, []types.EncryptionAlgorithmSpec{types.EncryptionAlgorithmSpecSymmetricDefault}), "EncryptionAlgorithms %v", md.EncryptionAlgorithms)
