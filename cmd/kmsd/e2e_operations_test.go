@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,6 +287,17 @@ func TestE2EOperations(t *testing.T) {
 		_, err := c.Encrypt(t.Context(), &awskms.EncryptInput{KeyId: aws.String(idA), Plaintext: make([]byte, 4097)})
 		expectErr[*smithy.GenericAPIError](t, err, "ValidationException",
 			validationMsg("Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"))
+
+		_, err = c.Encrypt(t.Context(), &awskms.EncryptInput{KeyId: aws.String(idA), Plaintext: []byte{}})
+		expectErr[*smithy.GenericAPIError](t, err, "ValidationException",
+			validationMsg("Value at 'plaintext' failed to satisfy constraint: Member must have length greater than or equal to 1"))
+		_, err = c.Decrypt(t.Context(), &awskms.DecryptInput{CiphertextBlob: make([]byte, 6145)})
+		expectErr[*smithy.GenericAPIError](t, err, "ValidationException",
+			validationMsg("Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length less than or equal to 6144"))
+		_, err = c.Encrypt(t.Context(), &awskms.EncryptInput{KeyId: aws.String(idA), Plaintext: plaintext, DryRun: aws.Bool(true)})
+		expectErr[*types.DryRunOperationException](t, err, "DryRunOperationException", "The request would have succeeded, but the DryRun option is set.")
+		_, err = c.Encrypt(t.Context(), &awskms.EncryptInput{KeyId: aws.String(idA), Plaintext: plaintext, EncryptionAlgorithm: types.EncryptionAlgorithmSpecRsaesOaepSha256})
+		expectErr[*types.InvalidKeyUsageException](t, err, "InvalidKeyUsageException", "Algorithm RSAES_OAEP_SHA_256 is incompatible with key spec SYMMETRIC_DEFAULT.")
 
 		// Encryption context is bound: exactly the same pairs, any order.
 		ctx := map[string]string{"purpose": "e2e", "tenant": "t1", "ünï": "cødé"}
@@ -915,6 +927,34 @@ func TestE2EOperations(t *testing.T) {
 
 	t.Run("Authentication", func(t *testing.T) { testAuthentication(t, s) })
 
+	// Many clients at once on one key: every answer is right (and -race
+	// watches the server).
+	t.Run("Concurrent", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for g := range 16 {
+			wg.Go(func() {
+				for i := range 10 {
+					pt := fmt.Appendf(nil, "goroutine %d message %d", g, i)
+					ec := map[string]string{"g": fmt.Sprint(g)}
+					enc, err := c.Encrypt(t.Context(), &awskms.EncryptInput{KeyId: aws.String(aliasA), Plaintext: pt, EncryptionContext: ec})
+					if err != nil {
+						t.Errorf("Encrypt: %v", err)
+						return
+					}
+					dec, err := c.Decrypt(t.Context(), &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ec})
+					if err != nil {
+						t.Errorf("Decrypt: %v", err)
+						return
+					}
+					if !bytes.Equal(dec.Plaintext, pt) {
+						t.Errorf("Decrypt: %q, want %q", dec.Plaintext, pt)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+
 	// Last: every response the SDK received in this test, success or error,
 	// carried a distinct x-amzn-RequestId and the JSON 1.1 content type.
 	t.Run("RequestIDs", func(t *testing.T) {
@@ -941,6 +981,9 @@ func TestE2EOperations(t *testing.T) {
 			}
 			if r.status != 200 {
 				errorsSeen++
+			}
+			if r.status >= 500 {
+				t.Errorf("%s: HTTP %d, a server fault", r.operation, r.status)
 			}
 		}
 		if len(responses) < 100 || errorsSeen < 30 {
