@@ -30,7 +30,11 @@ func TestE2EBinary(t *testing.T) {
 	}
 	st := newE2EState(t)
 	bin := filepath.Join(t.TempDir(), "kmsd")
-	build := exec.CommandContext(t.Context(), goTool, "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(t.Context(), goTool, append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -119,6 +123,7 @@ func TestE2EBinary(t *testing.T) {
 		if err != nil {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
+				// Status 66 is the race detector's.
 				t.Fatalf("kmsd exited with status %d after SIGTERM, want 0\nstderr:\n%s", ee.ExitCode(), &stderr)
 			}
 			t.Fatalf("kmsd: %v", err)
