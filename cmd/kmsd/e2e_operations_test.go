@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
@@ -962,10 +964,16 @@ func TestE2EOperations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !uuidPattern.MatchString(requestIDOf(out.ResultMetadata)) {
-			t.Errorf("SDK RequestID of a success: %q", requestIDOf(out.ResultMetadata))
-		}
 		responses := s.log.snapshot()
+		if got, wire := requestIDOf(out.ResultMetadata), responses[len(responses)-1].requestID; got != wire || !uuidPattern.MatchString(got) {
+			t.Errorf("SDK RequestID of a success %q, x-amzn-RequestId on the wire %q", got, wire)
+		}
+		_, err = c.DescribeKey(t.Context(), &awskms.DescribeKeyInput{KeyId: aws.String(unknownID)})
+		responses = s.log.snapshot()
+		re, ok := errors.AsType[*awshttp.ResponseError](err)
+		if wire := responses[len(responses)-1].requestID; !ok || re.ServiceRequestID() != wire {
+			t.Errorf("SDK RequestID of an error (%v), x-amzn-RequestId on the wire %q", err, wire)
+		}
 		seen := map[string]bool{}
 		errorsSeen := 0
 		for _, r := range responses {
