@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,7 @@ func listKeyIDs(ctx context.Context, c *kms.Client, limit int) ([]string, error)
 	var ids []string
 	var marker *string
 	for range maxListPages {
-		out, err := c.ListKeys(ctx, &kms.ListKeysInput{Limit: aws.Int32(listPageSize), Marker: marker})
+		out, err := listKeysPage(ctx, c, marker)
 		if err != nil {
 			return nil, fmt.Errorf("ListKeys: %w", err)
 		}
@@ -43,6 +44,25 @@ func listKeyIDs(ctx context.Context, c *kms.Client, limit int) ([]string, error)
 		marker = out.NextMarker
 	}
 	return nil, fmt.Errorf("ListKeys: still truncated after %d pages", maxListPages)
+}
+
+// listKeysPage is one ListKeys call, retried when the SDK reports its own
+// connection closed under it. The client runs without retries (see
+// newClient), and with large responses the SDK's transport sometimes fails
+// a read with net.ErrClosed although the server answered 200 in full
+// (aws-sdk-go-v2 issues 1825 and 2737; its default retryer retries exactly
+// this error). Listing is set-up, not measured, so retrying it is honest.
+func listKeysPage(ctx context.Context, c *kms.Client, marker *string) (*kms.ListKeysOutput, error) {
+	const attempts = 5
+	var err error
+	for range attempts {
+		var out *kms.ListKeysOutput
+		out, err = c.ListKeys(ctx, &kms.ListKeysInput{Limit: aws.Int32(listPageSize), Marker: marker})
+		if !errors.Is(err, net.ErrClosed) {
+			return out, err
+		}
+	}
+	return nil, err
 }
 
 // creationReport is what createKeys did.
