@@ -94,7 +94,7 @@ func newTestEnv(t *testing.T, adjust func(*Config, *server)) *testEnv {
 	cfg := Config{
 		Service:     newTestService(t),
 		Credentials: testCredentials,
-		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ready:       func(context.Context) error { return nil },
 	}
 	s := newServer(cfg)
