@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -114,8 +115,8 @@ func TestOperationPath(t *testing.T) {
 		t.Errorf("body = %s\nwant %s", body, wantBody)
 	}
 	call := <-calls
-	wantPrincipal := kms.Principal{AccountID: testAccount, ARN: testPrincipal, Type: "Root", AccessKeyID: testKeyID}
-	if call.principal != wantPrincipal {
+	wantPrincipal := kms.Principal{AccountID: testAccount, ARN: testPrincipal, Type: kms.PrincipalAccount, AccessKeyID: testKeyID}
+	if !reflect.DeepEqual(call.principal, wantPrincipal) {
 		t.Errorf("principal = %+v, want %+v", call.principal, wantPrincipal)
 	}
 	if *call.input.KeyId != "alias/x" || !bytes.Equal(call.input.Plaintext, []byte{0, 1, 2}) || call.input.EncryptionContext["a"] != "b" {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 
@@ -20,15 +21,32 @@ func (s *server) authenticate(ctx context.Context, r *http.Request, st *requestS
 	}
 	p := principalOf(res.Key)
 	st.principal = p.ARN
+	ctx = kms.WithRequestInfo(ctx, kms.RequestInfo{
+		SourceIP:        sourceIP(r),
+		SecureTransport: r.TLS != nil,
+		UserAgent:       r.UserAgent(),
+		RequestID:       st.id,
+		Region:          res.Authorization.Region,
+	})
 	return kms.WithPrincipal(ctx, p), nil
+}
+
+// sourceIP is the client's address from the connection; headers such as
+// X-Forwarded-For are not trusted, since clients can set them.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // principalOf describes the owner of an access key. Today keys belong to an
 // account root or an IAM user; roles arrive with temporary credentials.
 func principalOf(key kms.AccessKey) kms.Principal {
-	typ := "IAMUser"
+	typ := kms.PrincipalUser
 	if strings.HasSuffix(key.PrincipalARN, ":root") {
-		typ = "Root"
+		typ = kms.PrincipalAccount
 	}
 	return kms.Principal{
 		AccountID:   key.AccountID,

@@ -72,7 +72,7 @@ func newEnvWith(t testing.TB, device hsm.Device, store *sqlstore.Store, opts ...
 		t.Fatal(err)
 	}
 	ctx := kms.WithPrincipal(t.Context(), kms.Principal{
-		AccountID: testAccount, ARN: "arn:aws:iam::" + testAccount + ":user/test", Type: "IAMUser", AccessKeyID: "AKIATEST",
+		AccountID: testAccount, ARN: "arn:aws:iam::" + testAccount + ":user/test", Type: kms.PrincipalUser, AccessKeyID: "AKIATEST",
 	})
 	return &env{svc: svc, device: device, store: store, clock: c, ctx: ctx}
 }
