@@ -112,6 +112,7 @@ type AccessKey struct {
 // concurrent use and must make every method atomic. Lookups of absent rows
 // return ErrStoreNotFound.
 type Store interface {
+	PolicyStore
 	// CreateKey records a new key and its first version in one transaction.
 	// The key is normally in StateCreating and the version in
 	// VersionCreating: the intent, written before the token object is made.

@@ -25,7 +25,9 @@ type migration struct {
 }
 
 // loadMigrations returns the embedded migrations in version order, checking
-// that their numbers run 1, 2, 3... without gaps or duplicates.
+// that no number is used twice. Gaps are allowed: numbers are handed out to
+// pieces of work that land in any order, and each migration is applied on
+// its own when it is not yet recorded (see migrate).
 func loadMigrations() ([]migration, error) {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
@@ -46,9 +48,9 @@ func loadMigrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: name, sql: string(body)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %q: expected version %d", m.name, i+1)
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %q and %q share version %d", ms[i-1].name, ms[i].name, ms[i].version)
 		}
 	}
 	return ms, nil
@@ -73,13 +75,33 @@ func migrate(ctx context.Context, db *sql.DB) error {
 
 	// A binary must not run on a schema it does not know: an older binary
 	// could write rows that break a newer schema's invariants.
-	var newest int
-	if err := db.QueryRowContext(ctx,
-		`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+	known := make(map[int]bool, len(ms))
+	newestKnown := 0
+	for _, m := range ms {
+		known[m.version] = true
+		newestKnown = max(newestKnown, m.version)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if newest > len(ms) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this binary's %d", newest, len(ms))
+	var unknown []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if !known[v] {
+			unknown = append(unknown, v)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("migrate: database schema has migrations %v that this binary does not know (it knows up to %d); it was written by a newer kmsd", unknown, newestKnown)
 	}
 
 	for _, m := range ms {
