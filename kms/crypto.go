@@ -121,6 +121,24 @@ func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[s
 	if err := checkSymmetricUse(r, algorithm, algMember, action); err != nil {
 		return opened{}, err
 	}
+	return s.openParsed(ctx, r, parsed, encryptionContext)
+}
+
+// openWith decrypts a blob that must belong to key r, with no caller or
+// key-state checks: for the service's own sealed data.
+func (s *Service) openWith(ctx context.Context, r resolved, blob []byte, encryptionContext map[string]string) (opened, error) {
+	parsed, err := ciphertext.Parse(blob)
+	if err != nil {
+		return opened{}, errInvalidCiphertext(err)
+	}
+	if parsed.KeyID != r.key.ID {
+		return opened{}, errInvalidCiphertext(errors.New("blob of another key"))
+	}
+	return s.openParsed(ctx, r, parsed, encryptionContext)
+}
+
+// openParsed decrypts a parsed blob with the version of key r it names.
+func (s *Service) openParsed(ctx context.Context, r resolved, parsed ciphertext.Blob, encryptionContext map[string]string) (opened, error) {
 	v, err := s.activeVersion(ctx, r.key.ID, int(parsed.Version))
 	if errors.Is(err, ErrStoreNotFound) || errors.Is(err, errVersionNotActive) {
 		return opened{}, errInvalidCiphertext(err)

@@ -31,12 +31,8 @@ const (
 	algSymmetric    = "SYMMETRIC_DEFAULT"
 )
 
-// CreateKey creates a symmetric AES-256 key inside the HSM.
-//
-// The key is created following the HSM-and-database rule: the intent is
-// recorded first (key Creating, version Creating), then the token object is
-// made, then the key is committed as Enabled. A crash anywhere in between is
-// settled by Reconcile.
+// CreateKey creates a key inside the HSM (see createSymmetricKey for the
+// order of steps that makes it crash-safe).
 func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKeyOutput, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -102,8 +98,7 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return nil, Errorf(CodeUnsupportedOperation, "Key policies are not supported by this key service yet; create the key without a Policy.")
 	}
 
-	now := s.now().UTC()
-	key := KeyRecord{
+	key, err := s.createSymmetricKey(ctx, KeyRecord{
 		ID:          uuid.NewString(),
 		AccountID:   p.AccountID,
 		Description: description,
@@ -111,36 +106,9 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		KeySpec:     spec,
 		Origin:      origin,
 		KeyManager:  managerCustomer,
-		State:       StateCreating,
-		CreatedAt:   now,
-	}
-	backing, err := newBackingID()
+	}, tags)
 	if err != nil {
-		return nil, Internal(err)
-	}
-	version := KeyVersion{KeyID: key.ID, Version: 1, BackingID: backing, State: VersionCreating, CreatedAt: now}
-	if err := s.store.CreateKey(ctx, key, version); err != nil {
-		return nil, Internal(fmt.Errorf("record key intent: %w", err))
-	}
-	if len(tags) > 0 {
-		if err := s.store.PutTags(ctx, key.ID, tags, maxTagsPerKey); err != nil {
-			s.abandonCreate(ctx, key.ID, version)
-			return nil, Internal(fmt.Errorf("tag new key: %w", err))
-		}
-	}
-	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, 1)); err != nil {
-		s.abandonCreate(ctx, key.ID, version)
-		return nil, deviceError(err)
-	}
-	if err := s.store.ActivateVersion(ctx, key.ID, 1, 0); err != nil {
-		return nil, Internal(fmt.Errorf("activate first version: %w", err))
-	}
-	key, err = s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error {
-		k.State = StateEnabled
-		return nil
-	})
-	if err != nil {
-		return nil, Internal(fmt.Errorf("commit key: %w", err))
+		return nil, err
 	}
 	s.log.InfoContext(ctx, "key created", "key_id", key.ID, "account", key.AccountID)
 	md, err := s.metadata(ctx, key)
@@ -148,6 +116,46 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return nil, err
 	}
 	return &CreateKeyOutput{KeyMetadata: md}, nil
+}
+
+// createSymmetricKey creates an AES-256 key inside the HSM for a key record
+// (ID, account, description, usage, spec, origin and manager filled in),
+// following the HSM-and-database rule: the intent is recorded first (key
+// and version Creating), then the token object is made, then the key is
+// committed as Enabled. A crash anywhere in between is settled by Reconcile.
+func (s *Service) createSymmetricKey(ctx context.Context, key KeyRecord, tags []TagRecord) (KeyRecord, error) {
+	now := s.now().UTC()
+	key.State = StateCreating
+	key.CreatedAt = now
+	backing, err := newBackingID()
+	if err != nil {
+		return KeyRecord{}, Internal(err)
+	}
+	version := KeyVersion{KeyID: key.ID, Version: 1, BackingID: backing, State: VersionCreating, CreatedAt: now}
+	if err := s.store.CreateKey(ctx, key, version); err != nil {
+		return KeyRecord{}, Internal(fmt.Errorf("record key intent: %w", err))
+	}
+	if len(tags) > 0 {
+		if err := s.store.PutTags(ctx, key.ID, tags, maxTagsPerKey); err != nil {
+			s.abandonCreate(ctx, key.ID, version)
+			return KeyRecord{}, Internal(fmt.Errorf("tag new key: %w", err))
+		}
+	}
+	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, 1)); err != nil {
+		s.abandonCreate(ctx, key.ID, version)
+		return KeyRecord{}, deviceError(err)
+	}
+	if err := s.store.ActivateVersion(ctx, key.ID, 1, 0); err != nil {
+		return KeyRecord{}, Internal(fmt.Errorf("activate first version: %w", err))
+	}
+	key, err = s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error {
+		k.State = StateEnabled
+		return nil
+	})
+	if err != nil {
+		return KeyRecord{}, Internal(fmt.Errorf("commit key: %w", err))
+	}
+	return key, nil
 }
 
 // abandonCreate tombstones a key whose creation failed before its token
