@@ -100,8 +100,11 @@ type TagRecord struct {
 
 // AccessKey is a credential that signs requests with SigV4.
 type AccessKey struct {
-	ID           string
-	Secret       string
+	ID     string
+	Secret string
+	// SealedSecret is Secret sealed under the HSM-resident sealing key; the
+	// store keeps only this (see store_identity.go).
+	SealedSecret []byte
 	AccountID    string
 	PrincipalARN string
 	Active       bool
@@ -112,6 +115,7 @@ type AccessKey struct {
 // concurrent use and must make every method atomic. Lookups of absent rows
 // return ErrStoreNotFound.
 type Store interface {
+	IdentityStore
 	PolicyStore
 	// CreateKey records a new key and its first version in one transaction.
 	// The key is normally in StateCreating and the version in
