@@ -46,6 +46,9 @@ var (
 // Device is the set of HSM operations the key service needs. Implementations
 // must be safe for concurrent use by many goroutines.
 type Device interface {
+	AsymmetricDevice
+	ImportDevice
+
 	// GenerateAESKey creates a 256-bit AES key as a token object with the
 	// given backing id (BackingIDSize bytes) and a human-readable label.
 	// The object is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true,

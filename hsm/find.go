@@ -131,17 +131,25 @@ func ulong(b []byte) uint {
 	}
 }
 
-// buildIndex scans the token once and maps the id of every AES secret key.
+// buildIndex scans the token once and maps the id of every secret key and
+// private key (the object that does the key's work) to its handle, and the
+// public half of each key pair under publicIndexKey(id).
 func (d *PKCS11) buildIndex(ctx context.Context, s pkcs11.SessionHandle) (map[string]pkcs11.ObjectHandle, error) {
 	objects, err := d.scanObjects(ctx, s, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 	})
 	if err != nil {
 		return nil, err
 	}
 	handles := make(map[string]pkcs11.ObjectHandle, len(objects))
 	for _, o := range objects {
+		if o.class == pkcs11.CKO_PUBLIC_KEY {
+			handles[string(publicIndexKey(o.id))] = o.handle
+			continue
+		}
+		if o.class != pkcs11.CKO_SECRET_KEY && o.class != pkcs11.CKO_PRIVATE_KEY {
+			continue
+		}
 		if _, dup := handles[string(o.id)]; dup {
 			d.log.Warn("hsm: several secret keys share one backing id; using the first", "id", hexID(o.id))
 			continue
@@ -151,20 +159,21 @@ func (d *PKCS11) buildIndex(ctx context.Context, s pkcs11.SessionHandle) (map[st
 	return handles, nil
 }
 
-// lookupKey finds the AES key object with CKA_ID id by a targeted search.
-// It runs only on an index miss (a key created by another process, or a
-// handle that went stale).
+// lookupKey finds the secret or private key object with CKA_ID id by a
+// targeted search. It runs only on an index miss (a key created by another
+// process, or a handle that went stale).
 func (d *PKCS11) lookupKey(ctx context.Context, s pkcs11.SessionHandle, id []byte) (pkcs11.ObjectHandle, error) {
-	handles, err := d.findObjects(ctx, s, []*pkcs11.Attribute{
+	objects, err := d.scanObjects(ctx, s, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
 	})
 	if err != nil {
 		return 0, err
 	}
-	if len(handles) == 0 {
-		return 0, ErrKeyNotFound
+	for _, o := range objects {
+		if o.class == pkcs11.CKO_SECRET_KEY || o.class == pkcs11.CKO_PRIVATE_KEY {
+			return o.handle, nil
+		}
 	}
-	return handles[0], nil
+	return 0, ErrKeyNotFound
 }

@@ -58,6 +58,7 @@ func (x *handleIndex) remove(id []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.handles, string(id))
+	delete(x.handles, string(publicIndexKey(id)))
 }
 
 // reserve claims id for creation; it fails if the id is known or being

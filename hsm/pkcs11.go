@@ -42,6 +42,8 @@ type PKCS11 struct {
 
 	findCalls atomic.Uint64
 
+	asym asymState
+
 	lifeMu   sync.Mutex
 	closed   bool
 	done     chan struct{}
