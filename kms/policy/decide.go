@@ -127,7 +127,7 @@ func Decide(in Input) Decision {
 		switch {
 		case sameAccount && !key.Delegated:
 			return Decision{Allowed: true, Reason: AllowedByKeyPolicy, Statements: []StatementRef{keyRef}}
-		case identityAllows && key.Delegated:
+		case identityAllows && key.Delegated && idAllow != nil:
 			return Decision{Allowed: true, Reason: AllowedByIdentityPolicy, Statements: withIdentity(keyRef)}
 		case identityAllows:
 			return Decision{Allowed: true, Reason: AllowedByKeyPolicy, Statements: withIdentity(keyRef)}
