@@ -35,6 +35,14 @@ func operationTable(s *kms.Service) map[string]handlerFunc {
 		"TagResource":                     op(s.TagResource),
 		"UntagResource":                   op(s.UntagResource),
 		"ListResourceTags":                op(s.ListResourceTags),
+		"EnableKeyRotation":               op(s.EnableKeyRotation),
+		"DisableKeyRotation":              op(s.DisableKeyRotation),
+		"GetKeyRotationStatus":            op(s.GetKeyRotationStatus),
+		"RotateKeyOnDemand":               op(s.RotateKeyOnDemand),
+		"ListKeyRotations":                op(s.ListKeyRotations),
+		"GetParametersForImport":          op(s.GetParametersForImport),
+		"ImportKeyMaterial":               op(s.ImportKeyMaterial),
+		"DeleteImportedKeyMaterial":       op(s.DeleteImportedKeyMaterial),
 	}
 }
 

@@ -88,14 +88,16 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return nil, Errorf(CodeUnsupportedOperation, "KeySpec %s is not supported by this key service yet; only SYMMETRIC_DEFAULT keys can be created.", spec)
 	case usage != usageEncrypt:
 		return nil, Errorf(CodeValidation, "KeyUsage %s is not compatible with KeySpec %s", usage, spec)
-	case origin != originKMS:
-		return nil, Errorf(CodeUnsupportedOperation, "Origin %s is not supported by this key service yet; only AWS_KMS.", origin)
+	case origin != originKMS && origin != originExternal:
+		return nil, Errorf(CodeUnsupportedOperation, "Origin %s is not supported by this key service; only AWS_KMS and EXTERNAL.", origin)
 	case in.CustomKeyStoreId != nil || in.XksKeyId != nil:
 		return nil, Errorf(CodeUnsupportedOperation, "Custom key stores are not supported by this key service.")
 	case isTrue(in.MultiRegion):
 		return nil, Errorf(CodeUnsupportedOperation, "Multi-Region keys are not supported by this key service.")
 	case in.Policy != nil:
 		return nil, Errorf(CodeUnsupportedOperation, "Key policies are not supported by this key service yet; create the key without a Policy.")
+	case origin == originExternal:
+		return s.createExternalKey(ctx, p.AccountID, description, tags) // import.go
 	}
 
 	key, err := s.createSymmetricKey(ctx, KeyRecord{
@@ -224,6 +226,9 @@ func (s *Service) metadata(ctx context.Context, k KeyRecord) (*KeyMetadata, erro
 	}
 	if k.State == StatePendingDeletion {
 		md.DeletionDate = NewTimestamp(k.DeletionDate)
+	}
+	if err := s.importMetadata(ctx, k, md); err != nil { // import.go
+		return nil, err
 	}
 	if k.CurrentVersion > 0 {
 		v, err := s.activeVersion(ctx, k.ID, k.CurrentVersion)

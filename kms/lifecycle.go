@@ -132,6 +132,10 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("list referenced objects: %w", err)
 	}
+	wrapping, err := s.reconcileImports(ctx, inToken, &rep) // import.go
+	if err != nil {
+		return rep, fmt.Errorf("reconcile imports: %w", err)
+	}
 
 	creating, err := s.store.VersionsByState(ctx, VersionCreating)
 	if err != nil {
@@ -217,7 +221,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	for idHex := range inToken {
-		if _, ok := referenced[idHex]; !ok {
+		if _, ok := referenced[idHex]; !ok && !wrapping[idHex] {
 			rep.OrphanObjects = append(rep.OrphanObjects, idHex)
 		}
 	}

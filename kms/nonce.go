@@ -132,45 +132,11 @@ func (s *Service) rotateExhausted(ctx context.Context, key KeyRecord) (KeyRecord
 }
 
 // addVersion creates the next version of a key inside the HSM and makes it
-// current: intent, token object, conditional commit. Rotation uses it too.
+// current: intent, token object, conditional commit. It is rotateKey
+// (rotation.go) with an AUTOMATIC rotation record, so the versions made at
+// the bound show in ListKeyRotations like any other rotation.
 func (s *Service) addVersion(ctx context.Context, key KeyRecord) (KeyRecord, error) {
-	versions, err := s.store.ListVersions(ctx, key.ID)
-	if err != nil {
-		return key, err
-	}
-	next := 1
-	for _, v := range versions {
-		if v.Version >= next {
-			next = v.Version + 1
-		}
-	}
-	backing, err := newBackingID()
-	if err != nil {
-		return key, err
-	}
-	v := KeyVersion{KeyID: key.ID, Version: next, BackingID: backing, State: VersionCreating, CreatedAt: s.now().UTC()}
-	if err := s.store.AddVersion(ctx, v); err != nil {
-		if errors.Is(err, ErrStoreAlreadyExists) {
-			// Another process is adding this version; use whatever is current.
-			return s.store.GetKey(ctx, key.ID)
-		}
-		return key, err
-	}
-	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, next)); err != nil {
-		_ = s.store.SetVersionState(context.WithoutCancel(ctx), key.ID, next, VersionDestroyed)
-		return key, err
-	}
-	err = s.store.ActivateVersion(ctx, key.ID, next, key.CurrentVersion)
-	if errors.Is(err, ErrStoreConflict) {
-		// Lost the race: another version became current. Ours was never used
-		// to encrypt; destroy it.
-		s.discardVersion(ctx, v)
-		return s.store.GetKey(ctx, key.ID)
-	}
-	if err != nil {
-		return key, err
-	}
-	return s.store.GetKey(ctx, key.ID)
+	return s.rotateKey(ctx, key, RotationIntent{Type: RotationAutomatic})
 }
 
 // discardVersion destroys a version that was never used.

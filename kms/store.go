@@ -115,6 +115,8 @@ type AccessKey struct {
 // concurrent use and must make every method atomic. Lookups of absent rows
 // return ErrStoreNotFound.
 type Store interface {
+	RotationStore
+	ImportStore
 	IdentityStore
 	PolicyStore
 	// CreateKey records a new key and its first version in one transaction.

@@ -38,6 +38,10 @@ type Config struct {
 	// DeletionCheckInterval is how often keys whose deletion window has
 	// ended are looked for and destroyed.
 	DeletionCheckInterval Duration `yaml:"deletion_check_interval"`
+	// RotationCheckInterval is how often automatic key rotations that are
+	// due, imported key material past its ValidTo and expired import
+	// parameters are acted on (also once at start-up).
+	RotationCheckInterval Duration `yaml:"rotation_check_interval"`
 
 	HSM      HSMConfig      `yaml:"hsm"`
 	Log      LogConfig      `yaml:"log"`
@@ -114,6 +118,7 @@ func defaultConfig() Config {
 		Database:              "./var/kms.db",
 		CredentialsFile:       "./var/admin-credentials",
 		DeletionCheckInterval: Duration(time.Minute),
+		RotationCheckInterval: Duration(time.Minute),
 		HSM: HSMConfig{
 			TokenLabel: "kms",
 			PINFile:    "./var/hsm-pin",
@@ -266,6 +271,9 @@ func (c *Config) validate() []error {
 	}
 	if c.DeletionCheckInterval <= 0 {
 		bad("deletion_check_interval: must be positive, got %s", c.DeletionCheckInterval)
+	}
+	if c.RotationCheckInterval <= 0 {
+		bad("rotation_check_interval: must be positive, got %s", c.RotationCheckInterval)
 	}
 	if c.HSM.TokenLabel == "" {
 		bad("hsm.token_label: must not be empty")
@@ -431,6 +439,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", c.Database),
 		slog.String("credentials_file", c.CredentialsFile),
 		slog.Duration("deletion_check_interval", time.Duration(c.DeletionCheckInterval)),
+		slog.Duration("rotation_check_interval", time.Duration(c.RotationCheckInterval)),
 		slog.String("hsm_module", c.HSM.Module),
 		slog.String("hsm_token_label", c.HSM.TokenLabel),
 		slog.Int("hsm_pool_size", c.HSM.PoolSize),

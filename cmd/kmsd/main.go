@@ -146,6 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	var worker sync.WaitGroup
 	worker.Go(func() { svc.RunDeletionWorker(workerCtx, time.Duration(cfg.DeletionCheckInterval)) })
+	worker.Go(func() { svc.RunRotationScheduler(workerCtx, time.Duration(cfg.RotationCheckInterval)) })
 	defer func() { stopWorker(); worker.Wait() }() // before the store and HSM close
 
 	// Requests keep their context through the shutdown grace period; it is

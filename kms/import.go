@@ -1,0 +1,552 @@
+package kms
+
+// Imported key material (Origin EXTERNAL).
+//
+// GetParametersForImport makes an RSA wrapping key pair inside the HSM and
+// returns its public key and an import token. ImportKeyMaterial hands the
+// customer's wrapped key to C_UnwrapKey, which creates the AES-256 key as a
+// non-extractable token object: the plaintext key material never exists in
+// this process. An imported key has one version (1); its backing id and
+// invocation counter survive DeleteImportedKeyMaterial, so re-importing the
+// same material brings back the same version and every ciphertext made
+// before decrypts again. "The same material" is checked without exporting
+// it: the token computes a check value (AES-CMAC of a fixed message, see
+// hsm.CheckValueMessage for why CMAC) that is stored at the first import.
+//
+// The import token is 1 format byte, the wrapping key's 16-byte backing id
+// and a 32-byte random secret. The database keeps only SHA-256 of the
+// secret, next to the key id, wrapping algorithm, key spec and expiry it is
+// bound to; the service authenticates a token by looking it up and comparing
+// hashes in constant time. That binds everything AWS's opaque token binds
+// without a service sealing key, and lets expiry be enforced by destroying
+// the wrapping key.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hsmkms/hsm"
+)
+
+const (
+	originExternal          = "EXTERNAL"
+	expiresModel            = "KEY_MATERIAL_EXPIRES"
+	doesNotExpireModel      = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+	importTokenFormat       = 1
+	importTokenSecretSize   = 32
+	importParametersLife    = 24 * time.Hour
+	maxImportValidity       = 365 * 24 * time.Hour
+	msgInvalidImportToken   = "The import token that you supplied is not valid."
+	msgExpiredImportToken   = "The import token that you supplied has expired."
+	msgIncorrectKeyMaterial = "The key material that you imported does not match the key material previously imported into this KMS key."
+)
+
+// Import error codes, as AWS names them.
+const (
+	CodeExpiredImportToken   Code = "ExpiredImportTokenException"
+	CodeInvalidImportToken   Code = "InvalidImportTokenException"
+	CodeIncorrectKeyMaterial Code = "IncorrectKeyMaterialException"
+)
+
+var (
+	wrappingAlgorithms = []string{"RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256",
+		"RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE"}
+	wrappingKeySpecs = []string{"RSA_2048", "RSA_3072", "RSA_4096", "SM2"}
+	expirationModels = []string{expiresModel, doesNotExpireModel}
+	importTypes      = []string{"NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"}
+	hexMaterialID    = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	materialDescRE   = regexp.MustCompile(`^[a-zA-Z0-9:/_\s.-]*$`)
+)
+
+func hsmWrapAlgorithm(name string) (hsm.WrapAlgorithm, bool) {
+	switch name {
+	case "RSAES_OAEP_SHA_1":
+		return hsm.WrapOAEPSHA1, true
+	case "RSAES_OAEP_SHA_256":
+		return hsm.WrapOAEPSHA256, true
+	case "RSA_AES_KEY_WRAP_SHA_1":
+		return hsm.WrapRSAAESSHA1, true
+	case "RSA_AES_KEY_WRAP_SHA_256":
+		return hsm.WrapRSAAESSHA256, true
+	}
+	return 0, false
+}
+
+var wrappingKeyBits = map[string]int{"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+
+// createExternalKey creates a key that waits for imported material
+// (CreateKey with Origin EXTERNAL). No token object exists yet, so no
+// intent is needed: the key is recorded directly as PendingImport.
+func (s *Service) createExternalKey(ctx context.Context, account, description string, tags []TagRecord) (*CreateKeyOutput, error) {
+	key := KeyRecord{
+		ID:          uuid.NewString(),
+		AccountID:   account,
+		Description: description,
+		KeyUsage:    usageEncrypt,
+		KeySpec:     specSymmetric,
+		Origin:      originExternal,
+		KeyManager:  managerCustomer,
+		State:       StatePendingImport,
+		CreatedAt:   s.now().UTC(),
+	}
+	if err := s.store.CreateExternalKey(ctx, key); err != nil {
+		return nil, Internal(fmt.Errorf("record external key: %w", err))
+	}
+	if len(tags) > 0 {
+		if err := s.store.PutTags(ctx, key.ID, tags, maxTagsPerKey); err != nil {
+			return nil, Internal(fmt.Errorf("tag new key: %w", err))
+		}
+	}
+	stored, err := s.store.GetKey(ctx, key.ID)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	s.log.InfoContext(ctx, "external key created", "key_id", key.ID, "account", account)
+	md, err := s.metadata(ctx, stored)
+	if err != nil {
+		return nil, err
+	}
+	return &CreateKeyOutput{KeyMetadata: md}, nil
+}
+
+// importMetadata adds ExpirationModel and ValidTo to an EXTERNAL key's
+// metadata while it has material.
+func (s *Service) importMetadata(ctx context.Context, k KeyRecord, md *KeyMetadata) error {
+	if k.Origin != originExternal || k.State == StatePendingImport {
+		return nil
+	}
+	rec, err := s.store.GetImport(ctx, k.ID)
+	if errors.Is(err, ErrStoreNotFound) {
+		return nil
+	}
+	if err != nil {
+		return Internal(err)
+	}
+	md.ExpirationModel = rec.ExpirationModel
+	if rec.ExpirationModel == expiresModel {
+		md.ValidTo = NewTimestamp(rec.ValidTo)
+	}
+	return nil
+}
+
+func (s *Service) checkExternal(r resolved) error {
+	if r.key.Origin != originExternal {
+		return Errorf(CodeUnsupportedOperation, "%s origin is %s which is not valid for this operation.", r.arn, r.key.Origin)
+	}
+	if r.key.State == StatePendingDeletion {
+		return Errorf(CodeInvalidState, "%s is pending deletion.", r.arn)
+	}
+	return nil
+}
+
+// GetParametersForImport creates a wrapping key pair in the HSM for one
+// import into the key and returns its public key and import token, valid
+// for 24 hours.
+func (s *Service) GetParametersForImport(ctx context.Context, in *GetParametersForImportInput) (*GetParametersForImportOutput, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "GetParametersForImport")
+	if err != nil {
+		return nil, err
+	}
+	if in.WrappingAlgorithm == nil {
+		return nil, validationf("Value null at 'wrappingAlgorithm' failed to satisfy constraint: Member must not be null")
+	}
+	algName, err := optionalEnum("wrappingAlgorithm", in.WrappingAlgorithm, "", wrappingAlgorithms)
+	if err != nil {
+		return nil, err
+	}
+	if in.WrappingKeySpec == nil {
+		return nil, validationf("Value null at 'wrappingKeySpec' failed to satisfy constraint: Member must not be null")
+	}
+	spec, err := optionalEnum("wrappingKeySpec", in.WrappingKeySpec, "", wrappingKeySpecs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkExternal(r); err != nil {
+		return nil, err
+	}
+	alg, ok := hsmWrapAlgorithm(algName)
+	switch {
+	case algName == "RSAES_PKCS1_V1_5":
+		return nil, Errorf(CodeValidation, "The RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1.")
+	case !ok || spec == "SM2":
+		return nil, Errorf(CodeUnsupportedOperation, "SM2 wrapping is only available in China Regions.")
+	}
+	supported, err := s.device.SupportsWrapAlgorithm(ctx, alg)
+	if err != nil {
+		return nil, deviceError(err)
+	}
+	if !supported {
+		return nil, unsupportedWrap(algName)
+	}
+	id, err := newBackingID()
+	if err != nil {
+		return nil, Internal(err)
+	}
+	secret := make([]byte, importTokenSecretSize)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, Internal(err)
+	}
+	hash := sha256.Sum256(secret)
+	now := s.now().UTC().Truncate(time.Millisecond)
+	w := WrappingKey{BackingID: id, KeyID: r.key.ID, Algorithm: algName, Spec: spec, TokenHash: hash[:],
+		State: WrappingCreating, CreatedAt: now, ExpiresAt: now.Add(importParametersLife)}
+	if err := s.store.PutWrappingKey(ctx, w); err != nil {
+		return nil, Internal(err)
+	}
+	spki, err := s.device.GenerateWrappingKey(ctx, id, "kms:"+r.key.ID+":wrapping", wrappingKeyBits[spec])
+	if err != nil {
+		_ = s.store.SetWrappingKeyState(context.WithoutCancel(ctx), id, WrappingDestroyed)
+		return nil, deviceError(err)
+	}
+	if err := s.store.SetWrappingKeyState(ctx, id, WrappingActive); err != nil {
+		return nil, Internal(err)
+	}
+	token := append(append([]byte{importTokenFormat}, id...), secret...)
+	s.log.InfoContext(ctx, "import parameters created", "key_id", r.key.ID, "algorithm", algName, "spec", spec, "expires", w.ExpiresAt)
+	return &GetParametersForImportOutput{KeyId: r.arn, ImportToken: token, PublicKey: spki, ParametersValidTo: NewTimestamp(w.ExpiresAt)}, nil
+}
+
+func unsupportedWrap(alg string) error {
+	return Errorf(CodeUnsupportedOperation,
+		"The HSM behind this key service cannot unwrap with %s inside the token (SoftHSM2 2.6.1 does RSA-OAEP with SHA-1 only), "+
+			"and key material is never unwrapped outside it. Use RSAES_OAEP_SHA_1 or RSA_AES_KEY_WRAP_SHA_1.", alg)
+}
+
+// checkImportToken authenticates an import token for a key and returns its
+// wrapping key.
+func (s *Service) checkImportToken(ctx context.Context, keyID string, token []byte) (WrappingKey, error) {
+	invalid := &Error{Code: CodeInvalidImportToken, Message: msgInvalidImportToken}
+	if len(token) != 1+hsm.BackingIDSize+importTokenSecretSize || token[0] != importTokenFormat {
+		return WrappingKey{}, invalid
+	}
+	id, secret := token[1:1+hsm.BackingIDSize], token[1+hsm.BackingIDSize:]
+	w, err := s.store.GetWrappingKey(ctx, id)
+	if errors.Is(err, ErrStoreNotFound) {
+		return WrappingKey{}, invalid
+	}
+	if err != nil {
+		return WrappingKey{}, Internal(err)
+	}
+	hash := sha256.Sum256(secret)
+	if subtle.ConstantTimeCompare(hash[:], w.TokenHash) != 1 || w.KeyID != keyID {
+		return WrappingKey{}, invalid
+	}
+	if !w.ExpiresAt.After(s.now()) {
+		return WrappingKey{}, &Error{Code: CodeExpiredImportToken, Message: msgExpiredImportToken}
+	}
+	if w.State != WrappingActive {
+		// Used already: the wrapping key is destroyed after one import.
+		return WrappingKey{}, invalid
+	}
+	return w, nil
+}
+
+// ImportKeyMaterial unwraps key material into the HSM as the key's material.
+func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialInput) (*ImportKeyMaterialOutput, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ImportKeyMaterial")
+	if err != nil {
+		return nil, err
+	}
+	if err := requireBlob("importToken", in.ImportToken, 1, 6144); err != nil {
+		return nil, err
+	}
+	if err := requireBlob("encryptedKeyMaterial", in.EncryptedKeyMaterial, 1, 6144); err != nil {
+		return nil, err
+	}
+	model, err := optionalEnum("expirationModel", in.ExpirationModel, expiresModel, expirationModels)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := optionalEnum("importType", in.ImportType, "", importTypes); err != nil {
+		return nil, err
+	}
+	if d, ok, err := optionalString("keyMaterialDescription", in.KeyMaterialDescription, 0, 256); err != nil {
+		return nil, err
+	} else if ok && !materialDescRE.MatchString(d) {
+		return nil, validationf("Value '%s' at 'keyMaterialDescription' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_\\s.-]+$", truncateForMessage(d))
+	}
+	if err := checkMaterialID(in.KeyMaterialId); err != nil {
+		return nil, err
+	}
+	var validTo time.Time
+	switch {
+	case model == expiresModel && in.ValidTo == nil:
+		return nil, Errorf(CodeValidation, "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES")
+	case model == doesNotExpireModel && in.ValidTo != nil:
+		return nil, Errorf(CodeValidation, "A validTo date must not be set if the ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE")
+	case in.ValidTo != nil:
+		validTo = in.ValidTo.Time().UTC()
+		now := s.now()
+		if !validTo.After(now) || validTo.After(now.Add(maxImportValidity)) {
+			return nil, Errorf(CodeValidation, "The validTo date must be in the future and no more than 365 days from now.")
+		}
+	}
+	if err := s.checkExternal(r); err != nil {
+		return nil, err
+	}
+	w, err := s.checkImportToken(ctx, r.key.ID, in.ImportToken)
+	if err != nil {
+		return nil, err
+	}
+	alg, _ := hsmWrapAlgorithm(w.Algorithm)
+
+	unlock := s.lockKey(r.key.ID)
+	defer unlock()
+	rec, err := s.store.GetImport(ctx, r.key.ID)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	backing, err := newBackingID()
+	if err != nil {
+		return nil, Internal(err)
+	}
+	v, err := s.store.BeginImport(ctx, r.key.ID, backing, model, validTo)
+	switch {
+	case errors.Is(err, ErrStoreAlreadyExists):
+		// Material is present: the same material may be imported again (to
+		// change its expiration); compare in a session object.
+		kcv, err := s.device.UnwrapAESKey(ctx, w.BackingID, alg, in.EncryptedKeyMaterial, nil, "")
+		if err != nil {
+			return nil, unwrapError(err, w.Algorithm)
+		}
+		if !bytes.Equal(kcv, rec.CheckValue) {
+			return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
+		}
+		if err := s.store.SetImportExpiration(ctx, r.key.ID, model, validTo); err != nil {
+			return nil, Internal(err)
+		}
+		cur, err := s.store.GetVersion(ctx, r.key.ID, 1)
+		if err != nil {
+			return nil, Internal(err)
+		}
+		s.destroyWrappingKey(ctx, w)
+		return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(cur.BackingID)}, nil
+	case errors.Is(err, ErrStoreConflict):
+		return nil, Errorf(CodeInvalidState, "%s has an import or a deletion of key material in progress.", r.arn)
+	case err != nil:
+		return nil, Internal(err)
+	}
+	abandon := func() {
+		ctx := context.WithoutCancel(ctx)
+		if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+			s.log.WarnContext(ctx, "import: destroying refused material failed; the reconciler will retry", "key_id", r.key.ID, "err", err)
+			_ = s.store.SetVersionState(ctx, r.key.ID, 1, VersionDestroying)
+			return
+		}
+		_ = s.store.SetVersionState(ctx, r.key.ID, 1, VersionDestroyed)
+	}
+	kcv, err := s.device.UnwrapAESKey(ctx, w.BackingID, alg, in.EncryptedKeyMaterial, v.BackingID, versionLabel(r.key.ID, 1))
+	if err != nil {
+		abandon()
+		return nil, unwrapError(err, w.Algorithm)
+	}
+	if rec.CheckValue != nil && !bytes.Equal(kcv, rec.CheckValue) {
+		abandon()
+		return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
+	}
+	if err := s.store.CompleteImport(ctx, r.key.ID, kcv); err != nil {
+		if errors.Is(err, ErrStoreConflict) {
+			abandon()
+			return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
+		}
+		return nil, Internal(err)
+	}
+	s.versions.Delete(versionKey(r.key.ID, 1))
+	s.destroyWrappingKey(ctx, w)
+	s.log.InfoContext(ctx, "key material imported", "key_id", r.key.ID, "algorithm", w.Algorithm, "expiration_model", model)
+	return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+}
+
+func checkMaterialID(id *string) error {
+	if id == nil {
+		return nil
+	}
+	if err := checkLength("keyMaterialId", *id, 64, 64); err != nil {
+		return err
+	}
+	if !hexMaterialID.MatchString(*id) {
+		return validationf("Value '%s' at 'keyMaterialId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-f0-9]+$", *id)
+	}
+	return nil
+}
+
+func unwrapError(err error, alg string) error {
+	switch {
+	case errors.Is(err, hsm.ErrUnsupportedWrap):
+		return unsupportedWrap(alg)
+	case errors.Is(err, hsm.ErrUnwrapFailed):
+		return &Error{Code: CodeInvalidCiphertext, Cause: err,
+			Message: "The encrypted key material could not be unwrapped with the wrapping key and algorithm of the import token, or it is not a 256-bit key."}
+	case errors.Is(err, hsm.ErrKeyNotFound):
+		return &Error{Code: CodeInvalidImportToken, Message: msgInvalidImportToken, Cause: err}
+	}
+	return deviceError(err)
+}
+
+// destroyWrappingKey destroys a wrapping key after use or expiry.
+func (s *Service) destroyWrappingKey(ctx context.Context, w WrappingKey) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.store.SetWrappingKeyState(ctx, w.BackingID, WrappingDestroying); err != nil {
+		s.log.WarnContext(ctx, "wrapping key: marking failed", "key_id", w.KeyID, "err", err)
+		return
+	}
+	if err := s.device.Destroy(ctx, w.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+		s.log.WarnContext(ctx, "wrapping key: destroying failed; the reconciler will retry", "key_id", w.KeyID, "err", err)
+		return
+	}
+	_ = s.store.SetWrappingKeyState(ctx, w.BackingID, WrappingDestroyed)
+}
+
+// DeleteImportedKeyMaterial destroys an EXTERNAL key's material; the key
+// goes to PendingImport (a key pending deletion stays so).
+func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, in *DeleteImportedKeyMaterialInput) (*DeleteImportedKeyMaterialOutput, error) {
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "DeleteImportedKeyMaterial")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMaterialID(in.KeyMaterialId); err != nil {
+		return nil, err
+	}
+	if r.key.Origin != originExternal {
+		return nil, Errorf(CodeUnsupportedOperation, "%s origin is %s which is not valid for this operation.", r.arn, r.key.Origin)
+	}
+	unlock := s.lockKey(r.key.ID)
+	defer unlock()
+	if in.KeyMaterialId != nil {
+		cur, err := s.store.GetVersion(ctx, r.key.ID, 1)
+		if err == nil && keyMaterialID(cur.BackingID) != *in.KeyMaterialId {
+			return nil, Errorf(CodeNotFound, "Key material %s does not exist for %s.", *in.KeyMaterialId, r.arn)
+		}
+	}
+	v, err := s.deleteMaterial(ctx, r.key.ID)
+	if errors.Is(err, ErrStoreNotFound) {
+		return nil, Errorf(CodeInvalidState, "%s is pending import.", r.arn)
+	}
+	if err != nil {
+		return nil, deviceError(err)
+	}
+	return &DeleteImportedKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+}
+
+// deleteMaterial marks version 1 Destroying and the key PendingImport in
+// one transaction, then destroys the token object and tombstones the
+// version. A crash in between is finished by Reconcile.
+func (s *Service) deleteMaterial(ctx context.Context, keyID string) (KeyVersion, error) {
+	v, err := s.store.BeginDeleteMaterial(ctx, keyID)
+	if err != nil {
+		return v, err
+	}
+	if err := s.destroyVersion(ctx, v); err != nil {
+		return v, err
+	}
+	s.log.InfoContext(ctx, "imported key material deleted", "key_id", keyID)
+	return v, nil
+}
+
+// ExpireImports deletes imported key material whose ValidTo has passed and
+// destroys wrapping keys whose import token has expired.
+func (s *Service) ExpireImports(ctx context.Context) error {
+	now := s.now()
+	expiring, err := s.store.ImportsExpiring(ctx, now)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, rec := range expiring {
+		unlock := s.lockKey(rec.KeyID)
+		_, err := s.deleteMaterial(ctx, rec.KeyID)
+		unlock()
+		if err != nil && !errors.Is(err, ErrStoreNotFound) {
+			errs = append(errs, fmt.Errorf("key %s: %w", rec.KeyID, err))
+		}
+	}
+	wks, err := s.store.LiveWrappingKeys(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, w := range wks {
+		if w.State == WrappingDestroying || (w.State == WrappingActive && !w.ExpiresAt.After(now)) {
+			s.destroyWrappingKey(ctx, w)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileImports settles what a crash left of imports, before the generic
+// passes of Reconcile: wrapping keys being made or destroyed, and imported
+// versions in Creating (committed only if the token object exists and its
+// check value matches). It returns the hex backing ids of live wrapping
+// keys, which are not orphans.
+func (s *Service) reconcileImports(ctx context.Context, inToken map[string]bool, rep *ReconcileReport) (map[string]bool, error) {
+	live := map[string]bool{}
+	wks, err := s.store.LiveWrappingKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	for _, w := range wks {
+		idHex := fmt.Sprintf("%x", w.BackingID)
+		if w.State == WrappingActive && w.ExpiresAt.After(now) {
+			live[idHex] = true
+			continue
+		}
+		// Creating: the parameters were never returned. Destroying or
+		// expired: finish the job.
+		if err := s.device.Destroy(ctx, w.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+			return nil, fmt.Errorf("destroy wrapping key of %s: %w", w.KeyID, err)
+		}
+		if err := s.store.SetWrappingKeyState(ctx, w.BackingID, WrappingDestroyed); err != nil {
+			return nil, err
+		}
+		rep.CompletedDestroys++
+	}
+	creating, err := s.store.VersionsByState(ctx, VersionCreating)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range creating {
+		key, err := s.store.GetKey(ctx, v.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		if key.Origin != originExternal {
+			continue
+		}
+		complete := false
+		if inToken[fmt.Sprintf("%x", v.BackingID)] {
+			kcv, err := s.device.KeyCheckValue(ctx, v.BackingID)
+			if err != nil {
+				return nil, fmt.Errorf("check value of %s: %w", versionKey(v.KeyID, v.Version), err)
+			}
+			rec, err := s.store.GetImport(ctx, v.KeyID)
+			if err != nil {
+				return nil, err
+			}
+			complete = rec.CheckValue == nil || bytes.Equal(rec.CheckValue, kcv)
+			if complete {
+				if err := s.store.CompleteImport(ctx, v.KeyID, kcv); err != nil {
+					return nil, err
+				}
+				rep.CompletedCreates++
+				continue
+			}
+			if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+				return nil, err
+			}
+		}
+		if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
+			return nil, err
+		}
+		rep.AbandonedCreates++
+	}
+	return live, nil
+}
