@@ -43,6 +43,16 @@ func operationTable(s *kms.Service) map[string]handlerFunc {
 		"GetParametersForImport":          op(s.GetParametersForImport),
 		"ImportKeyMaterial":               op(s.ImportKeyMaterial),
 		"DeleteImportedKeyMaterial":       op(s.DeleteImportedKeyMaterial),
+
+		// Key policies and grants.
+		"GetKeyPolicy":        op(s.GetKeyPolicy),
+		"PutKeyPolicy":        op(s.PutKeyPolicy),
+		"ListKeyPolicies":     op(s.ListKeyPolicies),
+		"CreateGrant":         op(s.CreateGrant),
+		"ListGrants":          op(s.ListGrants),
+		"ListRetirableGrants": op(s.ListRetirableGrants),
+		"RetireGrant":         op(s.RetireGrant),
+		"RevokeGrant":         op(s.RevokeGrant),
 	}
 }
 

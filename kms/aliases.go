@@ -43,6 +43,11 @@ func (s *Service) CreateAlias(ctx context.Context, in *AliasInput) (*Empty, erro
 	if err != nil {
 		return nil, err
 	}
+	// An alias needs permission on the alias (identity policies) as well as
+	// on the key (its key policy), and lives in the key's account.
+	if err := s.authorizeAlias(ctx, r, "CreateAlias", name); err != nil {
+		return nil, err
+	}
 	if err := checkNotPendingDeletion(r); err != nil {
 		return nil, err
 	}
@@ -58,6 +63,7 @@ func (s *Service) CreateAlias(ctx context.Context, in *AliasInput) (*Empty, erro
 	if errors.Is(err, ErrStoreAlreadyExists) {
 		return nil, Errorf(CodeAlreadyExists, "An alias with the name %s already exists", s.aliasARN(r.caller.AccountID, name))
 	}
+	s.authz.invalidateKey(r.key.ID) // kms:ResourceAliases
 	if err != nil {
 		return nil, Internal(err)
 	}
@@ -75,9 +81,21 @@ func (s *Service) UpdateAlias(ctx context.Context, in *AliasInput) (*Empty, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorizeAlias(ctx, r, "UpdateAlias", name); err != nil {
+		return nil, err
+	}
 	alias, err := s.getAlias(ctx, r.caller.AccountID, name)
 	if err != nil {
 		return nil, err
+	}
+	// The key the alias leaves must allow it too.
+	if alias.KeyID != r.key.ID {
+		if _, err := s.loadKey(ctx, r.caller, r.caller.AccountID, alias.KeyID, forAction("UpdateAlias")); err != nil {
+			var kerr *Error
+			if !errors.As(err, &kerr) || kerr.Code != CodeNotFound {
+				return nil, err
+			}
+		}
 	}
 	if err := checkNotPendingDeletion(r); err != nil {
 		return nil, err
@@ -106,6 +124,8 @@ func (s *Service) UpdateAlias(ctx context.Context, in *AliasInput) (*Empty, erro
 	if err != nil {
 		return nil, Internal(err)
 	}
+	s.authz.invalidateKey(alias.KeyID)
+	s.authz.invalidateKey(r.key.ID)
 	return &Empty{}, nil
 }
 
@@ -119,6 +139,20 @@ func (s *Service) DeleteAlias(ctx context.Context, in *DeleteAliasInput) (*Empty
 	if err != nil {
 		return nil, err
 	}
+	alias, err := s.getAlias(ctx, p.AccountID, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, p, "DeleteAlias", s.aliasARN(p.AccountID, name), nil); err != nil {
+		return nil, err
+	}
+	if _, err := s.loadKey(ctx, p, p.AccountID, alias.KeyID, forAction("DeleteAlias")); err != nil {
+		var kerr *Error
+		if !errors.As(err, &kerr) || kerr.Code != CodeNotFound {
+			return nil, err
+		}
+	}
+	s.authz.invalidateKey(alias.KeyID)
 	err = s.store.DeleteAlias(ctx, p.AccountID, name)
 	if errors.Is(err, ErrStoreNotFound) {
 		return nil, Errorf(CodeNotFound, "Alias %s is not found.", s.aliasARN(p.AccountID, name))
@@ -153,11 +187,15 @@ func (s *Service) ListAliases(ctx context.Context, in *ListAliasesInput) (*ListA
 	}
 	keyID := ""
 	if in.KeyId != nil {
-		r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ListAliases")
+		r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{skipAuthorization: true})
 		if err != nil {
 			return nil, err
 		}
 		keyID = r.key.ID
+	}
+	// ListAliases is an IAM-only permission, as in AWS.
+	if err := s.authorizeIAM(ctx, p, "ListAliases", nil); err != nil {
+		return nil, err
 	}
 	aliases, err := s.store.ListAliases(ctx, p.AccountID, keyID, after, limit+1)
 	if err != nil {
@@ -179,4 +217,13 @@ func (s *Service) ListAliases(ctx context.Context, in *ListAliasesInput) (*ListA
 		})
 	}
 	return out, nil
+}
+
+// authorizeAlias checks the identity-policy side of an alias operation: the
+// caller may act on the alias, which must be in the key's account.
+func (s *Service) authorizeAlias(ctx context.Context, r resolved, action, name string) error {
+	if r.key.AccountID != r.caller.AccountID {
+		return Errorf(CodeNotFound, "Key '%s' does not exist", r.arn)
+	}
+	return s.authorizeIdentity(ctx, r.caller, action, s.aliasARN(r.caller.AccountID, name), nil)
 }

@@ -21,6 +21,8 @@ const (
 	CodeInvalidArn           Code = "InvalidArnException"
 	CodeInvalidCiphertext    Code = "InvalidCiphertextException"
 	CodeInvalidGrantToken    Code = "InvalidGrantTokenException"
+	CodeInvalidGrantId       Code = "InvalidGrantIdException"
+	CodeMalformedPolicy      Code = "MalformedPolicyDocumentException"
 	CodeInvalidKeyUsage      Code = "InvalidKeyUsageException"
 	CodeInvalidMarker        Code = "InvalidMarkerException"
 	CodeKeyUnavailable       Code = "KeyUnavailableException"

@@ -72,7 +72,10 @@ func newEnvWith(t testing.TB, device hsm.Device, store *sqlstore.Store, opts ...
 		t.Fatal(err)
 	}
 	ctx := kms.WithPrincipal(t.Context(), kms.Principal{
-		AccountID: testAccount, ARN: "arn:aws:iam::" + testAccount + ":user/test", Type: kms.PrincipalUser, AccessKeyID: "AKIATEST",
+		// The account root: the default key policy delegates to the
+		// account, and the root needs no identity policy. Authorization
+		// itself is tested in authz_test.go with users and roles.
+		AccountID: testAccount, ARN: "arn:aws:iam::" + testAccount + ":root", Type: kms.PrincipalAccount, AccessKeyID: "AKIATEST",
 	})
 	return &env{svc: svc, device: device, store: store, clock: c, ctx: ctx}
 }

@@ -3,6 +3,8 @@ package kms
 import (
 	"context"
 	"errors"
+
+	"hsmkms/kms/policy"
 )
 
 // resolveMode says which KeyId forms an operation accepts.
@@ -23,10 +25,16 @@ type resolved struct {
 	caller Principal
 }
 
-// resolveKey validates a KeyId member, resolves it to a key of the caller's
-// account and returns it. Keys being created and deleted keys do not exist.
-// action is the operation name, used in AccessDenied messages.
+// resolveKey validates a KeyId member, resolves it to a key and authorizes
+// the caller's action on it (grants can allow the action when AWS lists it
+// as a grant operation). Keys being created and deleted keys do not exist.
 func (s *Service) resolveKey(ctx context.Context, member string, v *string, mode resolveMode, action string) (resolved, error) {
+	return s.resolveKeyFor(ctx, member, v, mode, forAction(action))
+}
+
+// resolveKeyFor is resolveKey with the request's condition keys, grant
+// tokens and encryption context, for operations that have them.
+func (s *Service) resolveKeyFor(ctx context.Context, member string, v *string, mode resolveMode, a access) (resolved, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return resolved{}, err
@@ -48,37 +56,51 @@ func (s *Service) resolveKey(ctx context.Context, member string, v *string, mode
 	}
 	keyID := ref.keyID
 	if ref.isAlias() {
-		a, err := s.store.GetAlias(ctx, account, ref.alias)
+		al, err := s.store.GetAlias(ctx, account, ref.alias)
 		if errors.Is(err, ErrStoreNotFound) {
 			return resolved{}, Errorf(CodeNotFound, "Alias %s is not found.", s.aliasARN(account, ref.alias))
 		}
 		if err != nil {
 			return resolved{}, Internal(err)
 		}
-		keyID = a.KeyID
+		keyID = al.KeyID
+		a.conds = withCond(a.conds, policy.KeyRequestAlias, ref.alias)
 	}
-	return s.loadKey(ctx, p, account, keyID, action)
+	return s.loadKey(ctx, p, account, keyID, a)
 }
 
-// loadKey loads a key by id for the caller. account is the account the
-// caller named (its own unless it gave an ARN).
-func (s *Service) loadKey(ctx context.Context, p Principal, account, keyID, action string) (resolved, error) {
-	arn := s.keyARN(account, keyID)
+// loadKey loads a key by id and authorizes the caller's access to it.
+// account is the account the caller named (its own unless it gave an ARN);
+// "" accepts the key whatever its account (a ciphertext names its key).
+func (s *Service) loadKey(ctx context.Context, p Principal, account, keyID string, a access) (resolved, error) {
 	k, err := s.store.GetKey(ctx, keyID)
-	if errors.Is(err, ErrStoreNotFound) || (err == nil && (k.State == StateCreating || k.State == StateDeleted || k.AccountID != account)) {
+	if account == "" && err == nil {
+		account = k.AccountID
+	}
+	arn := s.keyARN(account, keyID)
+	if errors.Is(err, ErrStoreNotFound) || (err == nil && (k.State == StateCreating || k.State == StateDeleted || k.AccountID != account || k.AccountID == internalAccount)) {
 		return resolved{}, Errorf(CodeNotFound, "Key '%s' does not exist", arn)
 	}
 	if err != nil {
 		return resolved{}, Internal(err)
 	}
-	if k.AccountID != p.AccountID {
-		// Key policies and grants, which can allow cross-account use, come
-		// with the identity work; until then no policy allows it.
-		return resolved{}, Errorf(CodeAccessDenied,
-			"User: %s is not authorized to perform: kms:%s on resource: %s because no resource-based policy allows the kms:%s action",
-			p.ARN, action, arn, action)
+	r := resolved{key: k, arn: arn, caller: p}
+	if !a.skipAuthorization {
+		if err := s.authorizeKey(ctx, r, a); err != nil {
+			return resolved{}, err
+		}
 	}
-	return resolved{key: k, arn: arn, caller: p}, nil
+	return r, nil
+}
+
+// withCond returns conds with one more single-valued condition key.
+func withCond(conds map[string][]string, key, value string) map[string][]string {
+	out := make(map[string][]string, len(conds)+1)
+	for k, v := range conds {
+		out[k] = v
+	}
+	out[key] = []string{value}
+	return out
 }
 
 // checkUsable enforces the key-state rules of cryptographic operations.

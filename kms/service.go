@@ -56,6 +56,8 @@ type Service struct {
 	nonce    nonceGuard
 	// keyLocks serialises version changes per key (map key id -> *sync.Mutex).
 	keyLocks sync.Map
+	// authz caches what authorization reads (authz.go).
+	authz authzCache
 }
 
 // New returns a Service.

@@ -67,6 +67,11 @@ type KeyRecord struct {
 	DeletionDate        time.Time // zero unless PendingDeletion
 	PendingWindowInDays int       // set with DeletionDate
 	CurrentVersion      int       // version used for new encryptions; 0 if none
+	// InitialPolicy is read by CreateKey only: the key policy to store in
+	// the same transaction as the key, so a key never exists, even after a
+	// crash, with a policy other than the one it was created with.
+	// GetKey leaves it empty.
+	InitialPolicy string
 }
 
 // KeyVersion is one version of a key's material: one token object whose

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"hsmkms/kms/policy"
 )
 
 // maxTagsPerKey is AWS's quota of tags on one key.
@@ -42,14 +44,16 @@ func validateTags(tags []Tag) ([]TagRecord, error) {
 
 // TagResource adds or overwrites tags of a key.
 func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "TagResource")
-	if err != nil {
-		return nil, err
-	}
 	if in.Tags == nil {
 		return nil, validationf("Value null at 'tags' failed to satisfy constraint: Member must not be null")
 	}
 	tags, err := validateTags(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	a := forAction("TagResource")
+	a.conds = requestTagConds(tags)
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
 	if err != nil {
 		return nil, err
 	}
@@ -62,15 +66,12 @@ func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty
 		}
 		return nil, Internal(err)
 	}
+	s.authz.invalidateKey(r.key.ID) // aws:ResourceTag keys
 	return &Empty{}, nil
 }
 
 // UntagResource removes tags of a key; absent tag keys are not an error.
 func (s *Service) UntagResource(ctx context.Context, in *UntagResourceInput) (*Empty, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "UntagResource")
-	if err != nil {
-		return nil, err
-	}
 	if in.TagKeys == nil {
 		return nil, validationf("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
 	}
@@ -79,12 +80,21 @@ func (s *Service) UntagResource(ctx context.Context, in *UntagResourceInput) (*E
 			return nil, err
 		}
 	}
+	a := forAction("UntagResource")
+	if len(in.TagKeys) > 0 {
+		a.conds = map[string][]string{policy.KeyTagKeys: in.TagKeys}
+	}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkNotPendingDeletion(r); err != nil {
 		return nil, err
 	}
 	if err := s.store.DeleteTags(ctx, r.key.ID, in.TagKeys); err != nil {
 		return nil, Internal(err)
 	}
+	s.authz.invalidateKey(r.key.ID) // aws:ResourceTag keys
 	return &Empty{}, nil
 }
 
@@ -113,4 +123,20 @@ func (s *Service) ListResourceTags(ctx context.Context, in *ListResourceTagsInpu
 		out.Tags = append(out.Tags, Tag{TagKey: &key, TagValue: &value})
 	}
 	return out, nil
+}
+
+// requestTagConds are the aws:RequestTag/KEY and aws:TagKeys condition keys
+// of a request that sets tags.
+func requestTagConds(tags []TagRecord) map[string][]string {
+	if len(tags) == 0 {
+		return nil
+	}
+	conds := make(map[string][]string, len(tags)+1)
+	keys := make([]string, 0, len(tags))
+	for _, t := range tags {
+		keys = append(keys, t.Key)
+		conds[policy.KeyRequestTagPrefix+strings.ToLower(t.Key)] = []string{t.Value}
+	}
+	conds[policy.KeyTagKeys] = keys
+	return conds
 }

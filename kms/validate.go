@@ -71,8 +71,8 @@ func optionalEnum(member string, v *string, def string, allowed []string) (strin
 	return "", validationf("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [%s]", truncateForMessage(*v), member, strings.Join(allowed, ", "))
 }
 
-// checkGrantTokens validates GrantTokens. Grants do not exist yet, so any
-// token given cannot name a valid grant.
+// checkGrantTokens validates the shape of GrantTokens (at most 10, each
+// 1..8192 characters); authorization opens them (grants.go).
 func checkGrantTokens(tokens []string) error {
 	if len(tokens) > 10 {
 		return validationf("Value '%v' at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10", len(tokens))
@@ -81,9 +81,6 @@ func checkGrantTokens(tokens []string) error {
 		if err := checkLength(fmt.Sprintf("grantTokens.%d.member", i+1), t, 1, 8192); err != nil {
 			return err
 		}
-	}
-	if len(tokens) > 0 {
-		return Errorf(CodeInvalidGrantToken, "The grant token is not valid.")
 	}
 	return nil
 }

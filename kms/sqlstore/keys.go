@@ -66,6 +66,12 @@ func (s *Store) CreateKey(ctx context.Context, k kms.KeyRecord, v kms.KeyVersion
 		if err != nil {
 			return err
 		}
+		if k.InitialPolicy != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO key_policies (key_id, document, updated_at) VALUES (?, ?, ?)`,
+				k.ID, k.InitialPolicy, toMillis(k.CreatedAt)); err != nil {
+				return err
+			}
+		}
 		return insertVersion(ctx, tx, v)
 	}))
 }

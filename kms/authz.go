@@ -1,0 +1,336 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hsmkms/kms/policy"
+)
+
+// Authorization follows AWS KMS (kms/policy.Decide holds the combining
+// rule): an explicit Deny in the key policy or an identity policy wins; in
+// the key's account an Allow naming the caller in the key policy allows, an
+// Allow naming the account delegates to the caller's identity policies;
+// from another account both the key policy and the caller's identity
+// policies must allow; a grant for the caller allows the operations it
+// lists. Everything else is AccessDeniedException with AWS's message.
+//
+// Parsed key policies and the grants, tags and aliases of a key are cached
+// for policyCacheTTL, and so are a principal's identity policies; changes
+// made through this process drop the entries at once, and a change made by
+// another kmsd on the same database is seen within the TTL (AWS KMS, too,
+// is eventually consistent for policy changes).
+
+const policyCacheTTL = 5 * time.Second
+
+// access describes what a request asks of a key, for authorization.
+type access struct {
+	// action is the KMS action without its prefix ("Encrypt").
+	action string
+	// grantOp is the grant operation that can allow it ("" if none can).
+	grantOp string
+	// encryptionContext is the request's context (grant constraints and
+	// kms:EncryptionContext* keys); hasContext says the operation takes one.
+	encryptionContext map[string]string
+	hasContext        bool
+	// conds are further condition keys of the operation (lower-case names).
+	conds       map[string][]string
+	grantTokens []string
+	// skipAuthorization: the operation authorizes by itself (RetireGrant).
+	skipAuthorization bool
+}
+
+// forAction is the access of an operation with no condition keys of its
+// own: grants can allow it when AWS lists it as a grant operation.
+func forAction(action string) access {
+	a := access{action: action}
+	if isGrantOperation(action) {
+		a.grantOp = action
+	}
+	return a
+}
+
+// authzCache holds what authorization reads per key and per principal.
+type authzCache struct {
+	mu         sync.Mutex
+	keys       map[string]*keyAuthz
+	identities map[string]*identityAuthz
+}
+
+type keyAuthz struct {
+	loaded  time.Time
+	policy  *policy.Policy
+	grants  []GrantRecord
+	tags    map[string]string
+	aliases []string
+}
+
+type identityAuthz struct {
+	loaded   time.Time
+	policies []*policy.Policy
+}
+
+func (c *authzCache) invalidateKey(keyID string) {
+	c.mu.Lock()
+	delete(c.keys, keyID)
+	c.mu.Unlock()
+}
+
+// InvalidateIdentity drops the cached identity policies of a principal (a
+// user or role ARN); the admin operations call it when they change them.
+func (s *Service) InvalidateIdentity(principalARN string) {
+	s.authz.mu.Lock()
+	delete(s.authz.identities, principalARN)
+	s.authz.mu.Unlock()
+}
+
+// keyAuthz returns the authorization facts of a key.
+func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) {
+	now := time.Now()
+	s.authz.mu.Lock()
+	if e, ok := s.authz.keys[k.ID]; ok && now.Sub(e.loaded) < policyCacheTTL {
+		s.authz.mu.Unlock()
+		return e, nil
+	}
+	s.authz.mu.Unlock()
+
+	doc, err := s.store.GetKeyPolicy(ctx, k.ID)
+	if errors.Is(err, ErrStoreNotFound) {
+		doc = policy.DefaultKeyPolicy(k.AccountID)
+	} else if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Parse(doc, policy.WithName("key policy"))
+	if err != nil {
+		// Stored policies were validated when they were put; one that no
+		// longer parses allows nothing rather than failing open.
+		s.log.ErrorContext(ctx, "stored key policy does not parse; it allows nothing", "key_id", k.ID, "err", err)
+		pol, _ = policy.Parse(`{"Version":"2012-10-17","Statement":[]}`)
+	}
+	grants, err := s.store.ListGrants(ctx, k.ID, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	tagList, err := s.store.ListTags(ctx, k.ID, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	tags := make(map[string]string, len(tagList))
+	for _, t := range tagList {
+		tags[t.Key] = t.Value
+	}
+	aliasList, err := s.store.ListAliases(ctx, k.AccountID, k.ID, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	aliases := make([]string, 0, len(aliasList))
+	for _, a := range aliasList {
+		aliases = append(aliases, a.Name)
+	}
+	e := &keyAuthz{loaded: now, policy: pol, grants: grants, tags: tags, aliases: aliases}
+	s.authz.mu.Lock()
+	if s.authz.keys == nil {
+		s.authz.keys = map[string]*keyAuthz{}
+	}
+	s.authz.keys[k.ID] = e
+	s.authz.mu.Unlock()
+	return e, nil
+}
+
+// identityPolicies returns the parsed identity policies of a principal.
+func (s *Service) identityPolicies(ctx context.Context, p Principal) ([]*policy.Policy, error) {
+	arn := p.PolicyARN()
+	now := time.Now()
+	s.authz.mu.Lock()
+	if e, ok := s.authz.identities[arn]; ok && now.Sub(e.loaded) < policyCacheTTL {
+		s.authz.mu.Unlock()
+		return e.policies, nil
+	}
+	s.authz.mu.Unlock()
+	named, err := s.store.IdentityPolicies(ctx, arn)
+	if err != nil {
+		return nil, err
+	}
+	pols := make([]*policy.Policy, 0, len(named))
+	for _, n := range named {
+		pol, err := policy.Parse(n.Document, policy.AsIdentityPolicy(), policy.WithName(n.Name))
+		if err != nil {
+			s.log.ErrorContext(ctx, "stored identity policy does not parse; it allows nothing", "principal", arn, "policy", n.Name, "err", err)
+			continue
+		}
+		pols = append(pols, pol)
+	}
+	s.authz.mu.Lock()
+	if s.authz.identities == nil {
+		s.authz.identities = map[string]*identityAuthz{}
+	}
+	s.authz.identities[arn] = &identityAuthz{loaded: now, policies: pols}
+	s.authz.mu.Unlock()
+	return pols, nil
+}
+
+func enginePrincipal(p Principal) policy.Principal {
+	t := policy.TypeUser
+	switch p.Type {
+	case PrincipalAccount:
+		t = policy.TypeRoot
+	case PrincipalAssumedRole:
+		t = policy.TypeAssumedRole
+	}
+	return policy.Principal{ARN: p.ARN, AccountID: p.AccountID, Type: t, RoleARN: p.RoleARN}
+}
+
+// requestContext builds the condition keys every request has.
+func (s *Service) requestContext(ctx context.Context, p Principal) map[string][]string {
+	now := s.now().UTC()
+	c := map[string][]string{
+		policy.KeyCurrentTime:     {now.Format(time.RFC3339)},
+		policy.KeyEpochTime:       {strconv.FormatInt(now.Unix(), 10)},
+		policy.KeyRequestedRegion: {s.cfg.Region},
+	}
+	policy.SetPrincipalKeys(c, enginePrincipal(p))
+	if p.UserID != "" {
+		c[policy.KeyUserID] = []string{p.UserID}
+	}
+	if p.Username != "" {
+		c[policy.KeyUsername] = []string{p.Username}
+	}
+	for k, v := range p.Tags {
+		c[policy.KeyPrincipalTagPref+strings.ToLower(k)] = []string{v}
+	}
+	if ri, ok := RequestInfoFrom(ctx); ok {
+		if ri.SourceIP != "" {
+			c[policy.KeySourceIP] = []string{ri.SourceIP}
+		}
+		c[policy.KeySecureTransport] = []string{strconv.FormatBool(ri.SecureTransport)}
+		if ri.Region != "" {
+			c[policy.KeyRequestedRegion] = []string{ri.Region}
+		}
+	}
+	return c
+}
+
+// addKeyContext adds the condition keys of a key and of the access to c.
+func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access) {
+	c[policy.KeyKeySpec] = []string{k.KeySpec}
+	c["kms:customermasterkeyspec"] = []string{k.KeySpec}
+	c[policy.KeyKeyUsage] = []string{k.KeyUsage}
+	c["kms:customermasterkeyusage"] = []string{k.KeyUsage}
+	c[policy.KeyKeyOrigin] = []string{k.Origin}
+	c[policy.KeyMultiRegion] = []string{"false"}
+	for tk, tv := range ka.tags {
+		c[policy.KeyResourceTagPrefix+strings.ToLower(tk)] = []string{tv}
+	}
+	if len(ka.aliases) > 0 {
+		c[policy.KeyResourceAliases] = ka.aliases
+	}
+	if a.hasContext {
+		keys := make([]string, 0, len(a.encryptionContext))
+		for ek, ev := range a.encryptionContext {
+			c[policy.KeyEncryptionContextPrefix+strings.ToLower(ek)] = []string{ev}
+			keys = append(keys, ek)
+		}
+		if len(keys) > 0 {
+			c[policy.KeyEncryptionContextKeys] = keys
+		}
+	}
+	for ck, cv := range a.conds {
+		if len(cv) > 0 {
+			c[ck] = cv
+		}
+	}
+}
+
+// authorizeKey decides whether the caller may perform a.action on key r.
+func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error {
+	ka, err := s.keyAuthz(ctx, r.key)
+	if err != nil {
+		return Internal(err)
+	}
+	ids, err := s.identityPolicies(ctx, r.caller)
+	if err != nil {
+		return Internal(err)
+	}
+	c := s.requestContext(ctx, r.caller)
+	addKeyContext(c, r.key, ka, a)
+	req := &policy.Request{Principal: enginePrincipal(r.caller), Action: "kms:" + a.action, Resource: r.arn, Context: c}
+	grant, err := s.grantFor(ctx, r, ka, a)
+	if err != nil {
+		return err
+	}
+	d := policy.Decide(policy.Input{
+		Request: req, KeyAccountID: r.key.AccountID, KeyPolicy: ka.policy,
+		IdentityPolicies: ids, GrantAllows: grant != nil,
+	})
+	if d.Allowed {
+		if d.Reason == policy.AllowedByGrant {
+			s.log.DebugContext(ctx, "allowed by grant", "key_id", r.key.ID, "grant_id", grant.GrantID, "action", a.action)
+		}
+		return nil
+	}
+	return s.denied(ctx, req, d)
+}
+
+// grantFor returns a grant that allows the access, from the key's grants
+// or the request's grant tokens, or nil. Invalid grant tokens fail the
+// request, as in AWS.
+func (s *Service) grantFor(ctx context.Context, r resolved, ka *keyAuthz, a access) (*GrantRecord, error) {
+	var fromTokens []GrantRecord
+	if len(a.grantTokens) > 0 {
+		var err error
+		if fromTokens, err = s.grantsFromTokens(ctx, a.grantTokens); err != nil {
+			return nil, err
+		}
+	}
+	if a.grantOp == "" {
+		return nil, nil
+	}
+	for _, grants := range [][]GrantRecord{ka.grants, fromTokens} {
+		if g, ok := grantAllows(grants, r.key.ID, r.caller, a.grantOp, a.encryptionContext); ok {
+			return &g, nil
+		}
+	}
+	return nil, nil
+}
+
+// authorizeIAM decides an action that has no key (CreateKey, ListKeys,
+// GenerateRandom, ...): identity policies alone; the account root may.
+func (s *Service) authorizeIAM(ctx context.Context, p Principal, action string, conds map[string][]string) error {
+	return s.authorizeIdentity(ctx, p, action, "*", conds)
+}
+
+// authorizeIdentity decides an action on a resource that has no policy of
+// its own, such as an alias: identity policies alone.
+func (s *Service) authorizeIdentity(ctx context.Context, p Principal, action, resource string, conds map[string][]string) error {
+	ids, err := s.identityPolicies(ctx, p)
+	if err != nil {
+		return Internal(err)
+	}
+	c := s.requestContext(ctx, p)
+	for k, v := range conds {
+		if len(v) > 0 {
+			c[k] = v
+		}
+	}
+	req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:" + action, Resource: resource, Context: c}
+	d := policy.Decide(policy.Input{Request: req, IdentityPolicies: ids})
+	if d.Allowed {
+		return nil
+	}
+	return s.denied(ctx, req, d)
+}
+
+// denied logs a refusal with the statements that decided it and returns
+// AWS's AccessDeniedException.
+func (s *Service) denied(ctx context.Context, req *policy.Request, d policy.Decision) error {
+	attrs := []any{"principal", req.Principal.ARN, "action", req.Action, "resource", req.Resource, "reason", d.Reason.String()}
+	for i, st := range d.Statements {
+		attrs = append(attrs, "statement_"+strconv.Itoa(i), st.Policy+"#"+strconv.Itoa(st.Index)+" sid="+st.Sid+" "+st.Effect.String())
+	}
+	s.log.InfoContext(ctx, "access denied", attrs...)
+	return Errorf(CodeAccessDenied, "%s", d.Message(req))
+}

@@ -1,0 +1,161 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+
+	"hsmkms/kms/policy"
+)
+
+var keyPolicyNamePattern = regexp.MustCompile(`^[\w]+$`)
+
+// defaultPolicyName is the only key policy name AWS KMS has.
+const defaultPolicyName = "default"
+
+// checkPolicyName validates a PolicyName member: "default" when absent.
+func checkPolicyName(v *string) error {
+	name, given, err := optionalString("policyName", v, 1, 128)
+	if err != nil || !given {
+		return err
+	}
+	if !keyPolicyNamePattern.MatchString(name) {
+		return validationf("Value '%s' at 'policyName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w]+", name)
+	}
+	if name != defaultPolicyName {
+		return Errorf(CodeNotFound, "No such policy exists")
+	}
+	return nil
+}
+
+// validateKeyPolicy checks a key policy document as PutKeyPolicy and
+// CreateKey do: characters and length (ValidationException), the 32 KB
+// quota (LimitExceededException), the grammar
+// (MalformedPolicyDocumentException), and, unless bypassed, the lockout
+// safety check: the caller must still be allowed kms:PutKeyPolicy.
+func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyARN, keyAccount string, bypass bool) (*policy.Policy, error) {
+	if err := checkLength("policy", doc, 1, 131072); err != nil {
+		return nil, err
+	}
+	if !policy.ValidCharacters(doc) {
+		return nil, validationf("Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+")
+	}
+	if err := policy.CheckSize(doc, policy.MaxKeyPolicySize); err != nil {
+		return nil, Errorf(CodeLimitExceeded, "%s", errorMessage(err))
+	}
+	pol, err := policy.Parse(doc, policy.WithName("key policy"))
+	if err != nil {
+		return nil, Errorf(CodeMalformedPolicy, "%s", errorMessage(err))
+	}
+	if bypass {
+		return pol, nil
+	}
+	ids, err := s.identityPolicies(ctx, p)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	c := s.requestContext(ctx, p)
+	req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:PutKeyPolicy", Resource: keyARN, Context: c}
+	d := policy.CheckLockout(pol, policy.Input{Request: req, KeyAccountID: keyAccount, IdentityPolicies: ids})
+	if !d.Allowed {
+		return nil, Errorf(CodeMalformedPolicy, "%s", policy.MsgLockout)
+	}
+	return pol, nil
+}
+
+// errorMessage is the client-safe text of a policy error.
+func errorMessage(err error) string {
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		return perr.Message
+	}
+	return err.Error()
+}
+
+// GetKeyPolicy returns a key's policy.
+func (s *Service) GetKeyPolicy(ctx context.Context, in *GetKeyPolicyInput) (*GetKeyPolicyOutput, error) {
+	if err := checkPolicyName(in.PolicyName); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "GetKeyPolicy")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := s.store.GetKeyPolicy(ctx, r.key.ID)
+	if errors.Is(err, ErrStoreNotFound) {
+		doc = policy.DefaultKeyPolicy(r.key.AccountID)
+	} else if err != nil {
+		return nil, Internal(err)
+	}
+	return &GetKeyPolicyOutput{Policy: doc, PolicyName: defaultPolicyName}, nil
+}
+
+// PutKeyPolicy replaces a key's policy, in every key state.
+func (s *Service) PutKeyPolicy(ctx context.Context, in *PutKeyPolicyInput) (*Empty, error) {
+	if err := checkPolicyName(in.PolicyName); err != nil {
+		return nil, err
+	}
+	doc, err := requireString("policy", in.Policy, 1, 131072)
+	if err != nil {
+		return nil, err
+	}
+	bypass := isTrue(in.BypassPolicyLockoutSafetyCheck)
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{
+		action: "PutKeyPolicy",
+		conds:  map[string][]string{policy.KeyBypassLockoutCheck: {strconv.FormatBool(bypass)}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.validateKeyPolicy(ctx, r.caller, doc, r.arn, r.key.AccountID, bypass); err != nil {
+		return nil, err
+	}
+	if err := s.store.PutKeyPolicy(ctx, r.key.ID, doc, s.now()); err != nil {
+		return nil, Internal(err)
+	}
+	s.authz.invalidateKey(r.key.ID)
+	s.log.InfoContext(ctx, "key policy replaced", "key_id", r.key.ID, "bypass_lockout_check", bypass)
+	return &Empty{}, nil
+}
+
+// ListKeyPolicies lists a key's policy names: always ["default"].
+func (s *Service) ListKeyPolicies(ctx context.Context, in *ListKeyPoliciesInput) (*ListKeyPoliciesOutput, error) {
+	if _, _, err := pageParams(in.Limit, in.Marker, 1000, 100); err != nil {
+		return nil, err
+	}
+	if _, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ListKeyPolicies"); err != nil {
+		return nil, err
+	}
+	return &ListKeyPoliciesOutput{PolicyNames: []string{defaultPolicyName}}, nil
+}
+
+// authorizeCreateKey authorizes CreateKey (an IAM-only action, with the
+// request's condition keys) and returns the key policy the new key gets:
+// the one in the request, validated with the lockout safety check, or the
+// default key policy.
+func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *CreateKeyInput, keyID, spec, usage, origin string, tags []TagRecord) (string, error) {
+	bypass := isTrue(in.BypassPolicyLockoutSafetyCheck)
+	conds := map[string][]string{
+		policy.KeyKeySpec:            {spec},
+		"kms:customermasterkeyspec":  {spec},
+		policy.KeyKeyUsage:           {usage},
+		"kms:customermasterkeyusage": {usage},
+		policy.KeyKeyOrigin:          {origin},
+		policy.KeyMultiRegion:        {strconv.FormatBool(isTrue(in.MultiRegion))},
+		policy.KeyBypassLockoutCheck: {strconv.FormatBool(bypass)},
+	}
+	for k, v := range requestTagConds(tags) {
+		conds[k] = v
+	}
+	if err := s.authorizeIAM(ctx, p, "CreateKey", conds); err != nil {
+		return "", err
+	}
+	if in.Policy == nil {
+		return policy.DefaultKeyPolicy(p.AccountID), nil
+	}
+	if _, err := s.validateKeyPolicy(ctx, p, *in.Policy, s.keyARN(p.AccountID, keyID), p.AccountID, bypass); err != nil {
+		return "", err
+	}
+	return *in.Policy, nil
+}
