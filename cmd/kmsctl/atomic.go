@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// atomicFile is an output file that appears under its name only when
+// complete: it is written as a hidden temporary file (mode 0600) in the
+// target's directory, so the final rename is atomic on the same file
+// system, and removed on any failure or interrupt. Readers of the target
+// name never see a partial file, and decrypted plaintext is never visible
+// under the target name before it has been authenticated.
+type atomicFile struct {
+	*os.File
+	target string
+	done   bool
+}
+
+// createAtomic prepares to write target. It refuses to replace an
+// existing file unless force is set, and always refuses to replace the
+// input (same file, whatever the path says).
+func createAtomic(target, input string, force bool) (*atomicFile, error) {
+	if st, err := os.Stat(target); err == nil {
+		if input != "" {
+			if in, err := os.Stat(input); err == nil && os.SameFile(st, in) {
+				return nil, usagef("output %s is the input file", target)
+			}
+		}
+		if !force {
+			return nil, usagef("output %s exists (use --force to replace it)", target)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, usagef("output %s is not a regular file", target)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	dir, base := filepath.Split(target)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".kmsctl-tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &atomicFile{File: f, target: target}, nil
+}
+
+// Commit flushes the file to disk and renames it into place.
+func (a *atomicFile) Commit() error {
+	if err := a.Sync(); err != nil {
+		a.Abort()
+		return err
+	}
+	if err := a.File.Close(); err != nil {
+		a.Abort()
+		return err
+	}
+	if err := os.Rename(a.Name(), a.target); err != nil {
+		os.Remove(a.Name())
+		return fmt.Errorf("renaming into place: %w", err)
+	}
+	a.done = true
+	return nil
+}
+
+// Abort removes the temporary file; it is a no-op after Commit.
+func (a *atomicFile) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	a.File.Close()
+	os.Remove(a.Name())
+}
