@@ -21,7 +21,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -58,6 +60,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: open: empty path")
 	}
 	s := &Store{path: path}
+	if err := restrictFileMode(path); err != nil {
+		return nil, fmt.Errorf("sqlstore: open %s: %w", path, err)
+	}
 
 	w, err := sql.Open("sqlite3", dsn(path, false))
 	if err != nil {
@@ -123,13 +128,13 @@ func (s *Store) Close() error {
 //
 //   - _journal_mode=WAL: readers and the writer do not block each other, and
 //     a commit appends to the WAL instead of rewriting pages in place.
-//   - _synchronous=NORMAL: with WAL the database cannot be corrupted by a
-//     crash or power loss in this mode; the only cost is that the last
-//     transactions before a power loss may roll back. That is acceptable
-//     here because the HSM-and-database protocol (intent row first, token
-//     object second) makes the reconciler settle exactly that case, and
-//     FULL would fsync on every commit, including every invocation
-//     reservation.
+//   - _synchronous=FULL: every commit is on disk before it returns. NORMAL
+//     (with WAL) cannot corrupt the file, but it can roll back the last
+//     commits on power loss while the HSM keeps what was done meanwhile: a
+//     key version whose token object exists and whose ciphertexts a client
+//     holds would vanish from the metadata, and an invocation reservation
+//     could be handed out twice. Writes are rare (key changes, and one
+//     reservation per 65,536 encryptions), so the fsync costs little.
 //   - _busy_timeout: see busyTimeoutMillis.
 //   - _foreign_keys=on: SQLite leaves them off by default, per connection.
 //   - _txlock=immediate (writer): see the package comment.
@@ -138,7 +143,7 @@ func (s *Store) Close() error {
 func dsn(path string, readOnly bool) string {
 	params := []string{
 		"_journal_mode=WAL",
-		"_synchronous=NORMAL",
+		"_synchronous=FULL",
 		fmt.Sprintf("_busy_timeout=%d", busyTimeoutMillis),
 		"_foreign_keys=on",
 	}
@@ -163,4 +168,34 @@ func escapePath(p string) string {
 		}
 	}
 	return b.String()
+}
+
+// restrictFileMode makes sure the database and its WAL and shared-memory
+// files are readable by the owner only: they hold key metadata, policies
+// and sealed credentials. A new database file is created 0600 before
+// SQLite opens it (SQLite gives the -wal and -shm files the database
+// file's mode); existing files with wider modes are narrowed.
+func restrictFileMode(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
