@@ -8,7 +8,6 @@ import (
 
 	"hsmkms/hsm"
 	"hsmkms/kms/ciphertext"
-	"hsmkms/kms/policy"
 )
 
 var encryptionAlgorithms = []string{"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"}
@@ -86,20 +85,16 @@ type opened struct {
 	plaintext []byte
 }
 
-// open decrypts a ciphertext blob. The key comes from the blob, in any
-// account the caller is allowed to use; keyID, if given, must name the same
-// key (IncorrectKeyException otherwise). a says what is authorized on the
-// blob's key; a.encryptionContext is the context the blob must have.
-func (s *Service) open(ctx context.Context, blob []byte, keyID *string, keyMember string, algorithm *string, algMember string, a access) (opened, error) {
+// open decrypts a ciphertext blob. The key comes from the blob; keyID, if
+// given, must name the same key (IncorrectKeyException otherwise).
+func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[string]string, keyID *string, keyMember string, algorithm *string, algMember, action string) (opened, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return opened{}, err
 	}
 	var named *resolved
 	if keyID != nil {
-		// Authorization is decided on the blob's key below; the named key
-		// only has to be the same one.
-		r, err := s.resolveKeyFor(ctx, keyMember, keyID, keyOrAlias, access{skipAuthorization: true})
+		r, err := s.resolveKey(ctx, keyMember, keyID, keyOrAlias, action)
 		if err != nil {
 			return opened{}, err
 		}
@@ -109,10 +104,10 @@ func (s *Service) open(ctx context.Context, blob []byte, keyID *string, keyMembe
 	if err != nil {
 		return opened{}, errInvalidCiphertext(err)
 	}
-	r, err := s.loadKey(ctx, p, "", parsed.KeyID, a)
+	r, err := s.loadKey(ctx, p, p.AccountID, parsed.KeyID, action)
 	if err != nil {
 		var kerr *Error
-		if errors.As(err, &kerr) && kerr.Code == CodeNotFound {
+		if errors.As(err, &kerr) && (kerr.Code == CodeNotFound || kerr.Code == CodeAccessDenied) {
 			return opened{}, &Error{Code: CodeAccessDenied, Message: msgCiphertextKeyInaccessible, Cause: err}
 		}
 		return opened{}, err
@@ -123,10 +118,10 @@ func (s *Service) open(ctx context.Context, blob []byte, keyID *string, keyMembe
 	if err := checkUsable(r); err != nil {
 		return opened{}, err
 	}
-	if err := checkSymmetricUse(r, algorithm, algMember, a.action); err != nil {
+	if err := checkSymmetricUse(r, algorithm, algMember, action); err != nil {
 		return opened{}, err
 	}
-	return s.openParsed(ctx, r, parsed, a.encryptionContext)
+	return s.openParsed(ctx, r, parsed, encryptionContext)
 }
 
 // openWith decrypts a blob that must belong to key r, with no caller or
@@ -170,7 +165,7 @@ func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Encrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Encrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +174,9 @@ func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput
 	}
 	if err := checkUsable(r); err != nil {
 		return nil, err
+	}
+	if isRSAEncryptionKey(r.key) {
+		return s.encryptAsymmetric(ctx, r, in) // rsa.go
 	}
 	if err := checkSymmetricUse(r, in.EncryptionAlgorithm, "encryptionAlgorithm", "Encrypt"); err != nil {
 		return nil, err
@@ -220,7 +218,7 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 	}
 	if ignoreCiphertext {
 		if in.KeyId != nil {
-			r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Decrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
+			r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Decrypt")
 			if err != nil {
 				return nil, err
 			}
@@ -233,8 +231,10 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, in.CiphertextBlob, in.KeyId, "keyId", in.EncryptionAlgorithm, "encryptionAlgorithm",
-		cryptoAccess("Decrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
+	if out, handled, err := s.decryptAsymmetric(ctx, in); handled { // rsa.go
+		return out, err
+	}
+	o, err := s.open(ctx, in.CiphertextBlob, in.EncryptionContext, in.KeyId, "keyId", in.EncryptionAlgorithm, "encryptionAlgorithm", "Decrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -259,13 +259,17 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.resolveKeyFor(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias,
-		cryptoAccess("ReEncryptTo", in.DestinationEncryptionContext, in.GrantTokens, in.DestinationEncryptionAlgorithm))
+	dst, err := s.resolveKey(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias, "ReEncryptTo")
 	if err != nil {
 		return nil, err
 	}
 	if err := checkUsable(dst); err != nil {
 		return nil, err
+	}
+	if out, handled, err := s.reEncryptAsymmetric(ctx, in, dst, ignoreCiphertext, func() (opened, error) { // rsa.go
+		return s.open(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
+	}); handled {
+		return out, err
 	}
 	if err := checkSymmetricUse(dst, in.DestinationEncryptionAlgorithm, "destinationEncryptionAlgorithm", "ReEncrypt"); err != nil {
 		return nil, err
@@ -276,8 +280,7 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
 		return nil, err
 	}
-	src, err := s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm",
-		cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm))
+	src, err := s.open(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +336,7 @@ func (s *Service) generateDataKey(ctx context.Context, in *GenerateDataKeyInput,
 	if err := checkRecipient(in.Recipient); err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
-	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess(operation, in.EncryptionContext, in.GrantTokens, nil))
+	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, operation)
 	if err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
@@ -383,8 +386,7 @@ func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, in *Gener
 
 // GenerateRandom returns 1..1024 random bytes from the HSM.
 func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
-	p, err := caller(ctx)
-	if err != nil {
+	if _, err := caller(ctx); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {
@@ -402,9 +404,6 @@ func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (
 	if err := checkRange("numberOfBytes", *in.NumberOfBytes, 1, 1024); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIAM(ctx, p, "GenerateRandom", nil); err != nil {
-		return nil, err
-	}
 	b, err := s.device.GenerateRandom(ctx, int(*in.NumberOfBytes))
 	if err != nil {
 		return nil, deviceError(err)
@@ -413,19 +412,4 @@ func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (
 		return nil, Internal(fmt.Errorf("HSM returned %d random bytes, want %d", len(b), *in.NumberOfBytes))
 	}
 	return &GenerateRandomOutput{Plaintext: b}, nil
-}
-
-// cryptoAccess is the access of a symmetric cryptographic operation: its
-// encryption context, grant tokens and encryption algorithm take part in
-// authorization (grant constraints, kms:EncryptionContext*,
-// kms:EncryptionAlgorithm).
-func cryptoAccess(action string, encryptionContext map[string]string, grantTokens []string, algorithm *string) access {
-	a := forAction(action)
-	a.encryptionContext, a.hasContext, a.grantTokens = encryptionContext, true, grantTokens
-	alg := algSymmetric
-	if algorithm != nil {
-		alg = *algorithm
-	}
-	a.conds = map[string][]string{policy.KeyEncryptionAlgorithm: {alg}}
-	return a
 }

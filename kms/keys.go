@@ -81,37 +81,33 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 			return nil, err
 		}
 	}
-	keyID := uuid.NewString()
-	keyPolicy, err := s.authorizeCreateKey(ctx, p, in, keyID, spec, usage, origin, tags)
-	if err != nil {
-		return nil, err
-	}
 	// What is valid AWS input but not built yet gets a clear refusal rather
 	// than a key that silently lacks what was asked for.
-	switch {
-	case spec != specSymmetric:
-		return nil, Errorf(CodeUnsupportedOperation, "KeySpec %s is not supported by this key service yet; only SYMMETRIC_DEFAULT keys can be created.", spec)
-	case usage != usageEncrypt:
-		return nil, Errorf(CodeValidation, "KeyUsage %s is not compatible with KeySpec %s", usage, spec)
+	switch specErr := checkSpecUsage(spec, usage); { // keyspecs.go
+	case specErr != nil:
+		return nil, specErr
+	case spec != specSymmetric && origin != originKMS:
+		return nil, Errorf(CodeUnsupportedOperation, "Origin %s is supported only for SYMMETRIC_DEFAULT keys by this key service.", origin)
 	case origin != originKMS && origin != originExternal:
 		return nil, Errorf(CodeUnsupportedOperation, "Origin %s is not supported by this key service; only AWS_KMS and EXTERNAL.", origin)
 	case in.CustomKeyStoreId != nil || in.XksKeyId != nil:
 		return nil, Errorf(CodeUnsupportedOperation, "Custom key stores are not supported by this key service.")
 	case isTrue(in.MultiRegion):
 		return nil, Errorf(CodeUnsupportedOperation, "Multi-Region keys are not supported by this key service.")
+	case in.Policy != nil:
+		return nil, Errorf(CodeUnsupportedOperation, "Key policies are not supported by this key service yet; create the key without a Policy.")
 	case origin == originExternal:
 		return s.createExternalKey(ctx, p.AccountID, description, tags) // import.go
 	}
 
 	key, err := s.createSymmetricKey(ctx, KeyRecord{
-		ID:            keyID,
-		InitialPolicy: keyPolicy,
-		AccountID:     p.AccountID,
-		Description:   description,
-		KeyUsage:      usage,
-		KeySpec:       spec,
-		Origin:        origin,
-		KeyManager:    managerCustomer,
+		ID:          uuid.NewString(),
+		AccountID:   p.AccountID,
+		Description: description,
+		KeyUsage:    usage,
+		KeySpec:     spec,
+		Origin:      origin,
+		KeyManager:  managerCustomer,
 	}, tags)
 	if err != nil {
 		return nil, err
@@ -147,7 +143,7 @@ func (s *Service) createSymmetricKey(ctx context.Context, key KeyRecord, tags []
 			return KeyRecord{}, Internal(fmt.Errorf("tag new key: %w", err))
 		}
 	}
-	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, 1)); err != nil {
+	if err := s.generateMaterial(ctx, key, backing, versionLabel(key.ID, 1)); err != nil { // keyspecs.go
 		s.abandonCreate(ctx, key.ID, version)
 		return KeyRecord{}, deviceError(err)
 	}
@@ -225,16 +221,14 @@ func (s *Service) metadata(ctx context.Context, k KeyRecord) (*KeyMetadata, erro
 		KeySpec:               k.KeySpec,
 		MultiRegion:           false,
 	}
-	if k.KeySpec == specSymmetric {
-		md.EncryptionAlgorithms = []string{algSymmetric}
-	}
+	setAlgorithms(md, k.KeySpec, k.KeyUsage) // keyspecs.go
 	if k.State == StatePendingDeletion {
 		md.DeletionDate = NewTimestamp(k.DeletionDate)
 	}
 	if err := s.importMetadata(ctx, k, md); err != nil { // import.go
 		return nil, err
 	}
-	if k.CurrentVersion > 0 {
+	if k.CurrentVersion > 0 && k.KeySpec == specSymmetric { // AWS reports key material ids for symmetric keys only
 		v, err := s.activeVersion(ctx, k.ID, k.CurrentVersion)
 		switch {
 		case err == nil:
@@ -270,9 +264,6 @@ func (s *Service) ListKeys(ctx context.Context, in *ListKeysInput) (*ListKeysOut
 	}
 	limit, after, err := pageParams(in.Limit, in.Marker, 1000, 100)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.authorizeIAM(ctx, p, "ListKeys", nil); err != nil {
 		return nil, err
 	}
 	keys, err := s.store.ListKeys(ctx, p.AccountID, after, limit+1)

@@ -59,7 +59,7 @@ func testCreateDescribeList(t *testing.T, newDevice deviceFactory) {
 	wantCode(t, errOf(e.svc.DescribeKey(e.ctx, &kms.DescribeKeyInput{})), kms.CodeValidation)
 
 	// Other key specs answer clearly until they are built.
-	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr("RSA_2048"), KeyUsage: ptr("SIGN_VERIFY")})), kms.CodeUnsupportedOperation)
+	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr("ECC_NIST_EDWARDS25519"), KeyUsage: ptr("SIGN_VERIFY")})), kms.CodeUnsupportedOperation)
 	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr("RSA_2048")})), kms.CodeValidation)
 	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr("AES_999")})), kms.CodeValidation)
 	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeyUsage: ptr("SIGN_VERIFY")})), kms.CodeValidation)
