@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -76,6 +77,10 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.InvocationBound == 0 {
 		cfg.InvocationBound = DefaultInvocationBound
+	}
+	if cfg.InvocationBound > DefaultInvocationBound {
+		// A larger bound would switch the nonce-safety guarantee off.
+		return nil, fmt.Errorf("kms: InvocationBound %d is above the AES-GCM random-IV limit of 2^32", cfg.InvocationBound)
 	}
 	if cfg.ReserveBlock == 0 {
 		cfg.ReserveBlock = DefaultReserveBlock
