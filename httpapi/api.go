@@ -13,6 +13,9 @@ import (
 // the operation itself, in that order, so that the cheapest checks that
 // need no secret come first.
 func (s *server) serveAPI(c *gin.Context) {
+	if s.serveIdentityAPI(c) { // KmsAdmin.* and STS (admin.go)
+		return
+	}
 	st := stateOf(c)
 	name, handle, err := s.lookupOperation(c.GetHeader("X-Amz-Target"))
 	if err != nil {

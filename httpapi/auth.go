@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"hsmkms/httpapi/sigv4"
 	"hsmkms/kms"
 )
 
@@ -19,6 +20,12 @@ func (s *server) authenticate(ctx context.Context, r *http.Request, st *requestS
 	if err != nil {
 		return nil, err
 	}
+	return s.withCaller(ctx, r, st, res), nil
+}
+
+// withCaller returns ctx carrying the verified caller and the request's
+// transport facts (STS requests, verified for service "sts", use it too).
+func (s *server) withCaller(ctx context.Context, r *http.Request, st *requestState, res sigv4.Result) context.Context {
 	p := principalOf(res.Key)
 	st.principal = p.ARN
 	ctx = kms.WithRequestInfo(ctx, kms.RequestInfo{
@@ -28,7 +35,7 @@ func (s *server) authenticate(ctx context.Context, r *http.Request, st *requestS
 		RequestID:       st.id,
 		Region:          res.Authorization.Region,
 	})
-	return kms.WithPrincipal(ctx, p), nil
+	return kms.WithPrincipal(ctx, p)
 }
 
 // sourceIP is the client's address from the connection; headers such as
@@ -41,9 +48,16 @@ func sourceIP(r *http.Request) string {
 	return host
 }
 
-// principalOf describes the owner of an access key. Today keys belong to an
-// account root or an IAM user; roles arrive with temporary credentials.
+// principalOf describes the owner of an access key: the Principal the
+// service filled in (user, root or assumed-role session, with unique id and
+// tags), or, for a credential source that fills none, one derived from the
+// key's ARN.
 func principalOf(key kms.AccessKey) kms.Principal {
+	if key.Principal.ARN != "" {
+		p := key.Principal
+		p.AccessKeyID = key.ID
+		return p
+	}
 	typ := kms.PrincipalUser
 	if strings.HasSuffix(key.PrincipalARN, ":root") {
 		typ = kms.PrincipalAccount

@@ -58,6 +58,8 @@ type server struct {
 	operations map[string]handlerFunc
 	verifier   *sigv4.Verifier
 	ready      func(context.Context) error
+	// identity serves the admin API and STS (admin.go, sts.go).
+	identity *identityAPI
 }
 
 // NewHandler returns the HTTP handler of the API: POST / for the KMS
@@ -103,7 +105,8 @@ func newServer(cfg Config) *server {
 			Keys:    cfg.Credentials,
 			Now:     cfg.Now,
 		},
-		ready: cfg.Ready,
+		ready:    cfg.Ready,
+		identity: newIdentityAPI(cfg),
 	}
 }
 

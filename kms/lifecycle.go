@@ -34,11 +34,20 @@ type BootstrapResult struct {
 // Bootstrap makes sure the default account and its admin access key exist.
 // On first start it creates them and returns the secret once.
 func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
+	// No plain-text secret stays on disk past start-up (secrets.go).
+	if _, err := s.sealPlainSecrets(ctx); err != nil {
+		return BootstrapResult{}, err
+	}
 	account, err := s.store.GetSetting(ctx, settingAccountID)
 	if err == nil {
 		keyID, err := s.store.GetSetting(ctx, settingAdminKeyID)
 		if err != nil {
 			return BootstrapResult{}, fmt.Errorf("bootstrap admin access key id: %w", err)
+		}
+		// Databases from before identities existed: give the admin its
+		// account, user and policy records (identity_bootstrap.go).
+		if err := s.ensureBootstrapIdentity(ctx, account); err != nil {
+			return BootstrapResult{}, err
 		}
 		return BootstrapResult{AccountID: account, AccessKeyID: keyID}, nil
 	}
@@ -48,13 +57,14 @@ func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
 	if account, err = newAccountID(); err != nil {
 		return BootstrapResult{}, err
 	}
-	key, err := newAccessKey(account, "arn:aws:iam::"+account+":user/"+bootstrapAdminName, s.now())
-	if err != nil {
+	// The account, user, policy and access key are stored before the
+	// settings that point at them, so a crash in between leaves an unused
+	// account, never a dangling setting.
+	if err := s.ensureBootstrapIdentity(ctx, account); err != nil {
 		return BootstrapResult{}, err
 	}
-	// The access key is stored before the settings that point at it, so a
-	// crash in between leaves an unused key, never a dangling setting.
-	if err := s.store.PutAccessKey(ctx, key); err != nil {
+	key, err := s.createAccessKey(ctx, account, userARN(account, bootstrapAdminName))
+	if err != nil {
 		return BootstrapResult{}, err
 	}
 	if err := s.store.PutSetting(ctx, settingAdminKeyID, key.ID); err != nil {

@@ -59,6 +59,8 @@ type Service struct {
 	keyLocks sync.Map
 	// authz caches what authorization reads (authz.go).
 	authz authzCache
+	// ids caches verified credentials (identity.go).
+	ids identityState
 }
 
 // New returns a Service.
@@ -102,16 +104,12 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Region() string { return s.cfg.Region }
 
 // LookupAccessKey returns the active access key with the given id, for SigV4
-// verification. Unknown or inactive ids give ErrStoreNotFound.
+// verification: its plain-text secret (opened in the HSM, then cached
+// briefly; see identity.go), its Principal and, for temporary credentials,
+// the session token hash and expiry. Unknown or inactive ids give
+// ErrStoreNotFound.
 func (s *Service) LookupAccessKey(ctx context.Context, id string) (AccessKey, error) {
-	k, err := s.store.GetAccessKey(ctx, id)
-	if err != nil {
-		return AccessKey{}, err
-	}
-	if !k.Active {
-		return AccessKey{}, ErrStoreNotFound
-	}
-	return k, nil
+	return s.lookupCredential(ctx, id)
 }
 
 // Health reports whether the service can serve requests: the HSM answers

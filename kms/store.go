@@ -114,6 +114,13 @@ type AccessKey struct {
 	PrincipalARN string
 	Active       bool
 	CreatedAt    time.Time
+
+	// Set by Service.LookupAccessKey, never stored: the owner as policies
+	// see it and, for temporary credentials, the SHA-256 of the session
+	// token that must accompany the key and when it expires.
+	Principal        Principal
+	SessionTokenHash []byte
+	Expiration       time.Time
 }
 
 // Store holds the service's metadata. Implementations must be safe for

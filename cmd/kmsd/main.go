@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Device:          dev,
 		Store:           store,
 		Logger:          log.With("component", "kms"),
+		Now:             clockFrom(ctx), // time.Now except in tests (clock.go)
 		InvocationBound: cfg.Advanced.InvocationBound,
 		ReserveBlock:    cfg.Advanced.ReserveBlock,
 	})

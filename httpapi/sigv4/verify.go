@@ -25,6 +25,7 @@ const amzDateLayout = "20060102T150405Z"
 const (
 	msgMissingToken     = "Missing Authentication Token"
 	msgInvalidToken     = "The security token included in the request is invalid."
+	msgExpiredToken     = "The security token included in the request is expired"
 	msgSignatureInvalid = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
 
@@ -81,12 +82,6 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 	if err := v.checkSkew(amzDate, signedAt); err != nil {
 		return res, err
 	}
-	if r.Header.Get("X-Amz-Security-Token") != "" {
-		// Temporary credentials are not issued by this service yet, so any
-		// session token is one we cannot recognise; AWS answers the same
-		// for a token it does not know.
-		return res, &kms.Error{Code: kms.CodeUnrecognizedClient, Message: msgInvalidToken}
-	}
 
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
@@ -96,6 +91,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 
 	key, err := v.lookup(ctx, auth.AccessKeyID)
 	if err != nil {
+		return res, err
+	}
+	if err := v.checkSessionToken(r, key); err != nil {
 		return res, err
 	}
 	canonical, err := canonicalRequest(r, auth.SignedHeaders, payloadHash)
@@ -164,6 +162,33 @@ func (v *Verifier) checkSkew(amzDate string, signedAt time.Time) error {
 			amzDate, t.Add(MaxSkew).Format(amzDateLayout), t.Format(amzDateLayout))}
 	}
 	return nil
+}
+
+// checkSessionToken requires X-Amz-Security-Token exactly for temporary
+// credentials, and the right one: a missing, unexpected or wrong token is
+// the answer AWS gives for an unknown token, an expired session is
+// ExpiredTokenException. The token is compared by hash in constant time
+// (kms.AccessKey.SessionTokenMatches).
+func (v *Verifier) checkSessionToken(r *http.Request, key kms.AccessKey) error {
+	tokens := r.Header.Values("X-Amz-Security-Token")
+	temporary := len(key.SessionTokenHash) > 0
+	switch {
+	case len(tokens) == 0 && !temporary:
+		return nil
+	case len(tokens) != 1 || !temporary || !key.SessionTokenMatches(tokens[0]):
+		return &kms.Error{Code: kms.CodeUnrecognizedClient, Message: msgInvalidToken}
+	}
+	if !v.now().Before(key.Expiration) {
+		return &kms.Error{Code: kms.CodeExpiredToken, Message: msgExpiredToken}
+	}
+	return nil
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
 }
 
 // lookup maps "no such key" and "inactive key" to the answer AWS gives for

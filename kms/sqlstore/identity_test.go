@@ -60,7 +60,7 @@ func TestAccountsAndPrincipals(t *testing.T) {
 
 	bob := mustPrincipal(t, s, acct1, kms.KindUser, "Bob", "AIDABOB")
 	mustPrincipal(t, s, acct1, kms.KindUser, "alice", "AIDAALICE")
-	mustPrincipal(t, s, acct1, kms.KindRole, "bob", "AROABOB") // a role may share a user's name
+	mustPrincipal(t, s, acct1, kms.KindRole, "bob", "AROABOB")  // a role may share a user's name
 	mustPrincipal(t, s, acct2, kms.KindUser, "bob", "AIDABOB2") // so may another account's user
 
 	// IAM names are unique case-insensitively; unique ids are unique.

@@ -1,0 +1,140 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+
+	"hsmkms/kms/policy"
+)
+
+// adminActionPrefix is the action namespace of the admin API in policies:
+// "kmsadmin:CreateUser", "kmsadmin:*", ...
+const adminActionPrefix = "kmsadmin:"
+
+// authorizeAdmin decides whether the caller may run admin operation op on
+// resource (a user, role or account root ARN; "*" for operations on no
+// resource) in account ("" for operations spanning accounts).
+//
+//   - The bootstrap admin may do everything, in every account.
+//   - Anyone else needs an identity policy allowing kmsadmin:<op> on the
+//     resource, and only within their own account: an administrator of
+//     one account cannot reach into another. Account roots have every
+//     permission of their account, as in IAM. Operations spanning accounts
+//     are the bootstrap admin's alone.
+//
+// Denials are AccessDeniedException with AWS's message and are logged with
+// the deciding statement (authz.go, denied).
+func (s *Service) authorizeAdmin(ctx context.Context, op, account, resource string) error {
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	admin, err := s.IsBootstrapAdmin(ctx, p)
+	if err != nil {
+		return Internal(err)
+	}
+	if admin {
+		return nil
+	}
+	action := adminActionPrefix + op
+	req := &policy.Request{Principal: enginePrincipal(p), Action: action, Resource: resource}
+	if account == "" || account != p.AccountID {
+		d := policy.Decision{Reason: policy.DeniedNoIdentityPolicy}
+		return s.denied(ctx, req, d)
+	}
+	ids, err := s.identityPolicies(ctx, p)
+	if err != nil {
+		return Internal(err)
+	}
+	req.Context = s.requestContext(ctx, p)
+	d := policy.Decide(policy.Input{Request: req, IdentityPolicies: ids})
+	if d.Allowed {
+		return nil
+	}
+	return s.denied(ctx, req, d)
+}
+
+// validateIdentityPolicy parses an identity policy as the authorization
+// code will, so that what is stored is what is enforced.
+func validateIdentityPolicy(doc string) error {
+	if _, err := policy.Parse(doc, policy.AsIdentityPolicy()); err != nil {
+		return policyError(err)
+	}
+	return nil
+}
+
+// validateTrustPolicy parses a role's trust policy: a resource-based policy
+// (every statement names a Principal) deciding sts:AssumeRole.
+func validateTrustPolicy(doc string) error {
+	_, err := parseTrustPolicy(doc, "trust policy")
+	return err
+}
+
+// parseTrustPolicy parses a trust policy for evaluation. Trust policies
+// have no Resource (the resource is the role; IAM refuses the element),
+// while the policy engine, built for key policies, lets a statement without
+// Resource apply to nothing; so each statement is given "Resource": "*"
+// before parsing.
+func parseTrustPolicy(doc, name string) (*policy.Policy, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(doc), &top); err != nil || top == nil {
+		return nil, &Error{Code: CodeMalformedPolicy, Message: "Syntax errors in policy."}
+	}
+	raw, ok := top["Statement"]
+	if !ok {
+		return nil, &Error{Code: CodeMalformedPolicy, Message: "Trust policy must contain a Statement."}
+	}
+	var stmts []map[string]json.RawMessage
+	single := false
+	if err := json.Unmarshal(raw, &stmts); err != nil {
+		var one map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &one); err != nil || one == nil {
+			return nil, &Error{Code: CodeMalformedPolicy, Message: "Statement must be an object or a list of objects."}
+		}
+		stmts, single = []map[string]json.RawMessage{one}, true
+	}
+	for _, st := range stmts {
+		if st == nil {
+			return nil, &Error{Code: CodeMalformedPolicy, Message: "Statement must be an object or a list of objects."}
+		}
+		if _, ok := st["Resource"]; ok {
+			return nil, &Error{Code: CodeMalformedPolicy, Message: "Has prohibited field Resource"}
+		}
+		if _, ok := st["NotResource"]; ok {
+			return nil, &Error{Code: CodeMalformedPolicy, Message: "Has prohibited field NotResource"}
+		}
+		st["Resource"] = json.RawMessage(`"*"`)
+	}
+	var err error
+	if single {
+		top["Statement"], err = json.Marshal(stmts[0])
+	} else {
+		top["Statement"], err = json.Marshal(stmts)
+	}
+	if err != nil {
+		return nil, Internal(err)
+	}
+	normalized, err := json.Marshal(top)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	// The original is parsed too: its errors (duplicate members, bad
+	// values) are the ones to report.
+	if _, err := policy.Parse(doc, policy.WithName(name)); err != nil {
+		return nil, policyError(err)
+	}
+	p, err := policy.Parse(string(normalized), policy.WithName(name))
+	if err != nil {
+		return nil, policyError(err)
+	}
+	return p, nil
+}
+
+// policyError turns a policy parse error into MalformedPolicyDocument
+// (or LimitExceeded for size) with the parser's message.
+func policyError(err error) error {
+	if pe, ok := err.(*policy.Error); ok {
+		return &Error{Code: Code(pe.Kind), Message: pe.Message, Cause: err}
+	}
+	return &Error{Code: CodeMalformedPolicy, Message: "The policy document is not valid.", Cause: err}
+}
