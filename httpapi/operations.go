@@ -44,6 +44,16 @@ func operationTable(s *kms.Service) map[string]handlerFunc {
 		"ImportKeyMaterial":               op(s.ImportKeyMaterial),
 		"DeleteImportedKeyMaterial":       op(s.DeleteImportedKeyMaterial),
 
+		// Key policies and grants.
+		"GetKeyPolicy":        op(s.GetKeyPolicy),
+		"PutKeyPolicy":        op(s.PutKeyPolicy),
+		"ListKeyPolicies":     op(s.ListKeyPolicies),
+		"CreateGrant":         op(s.CreateGrant),
+		"ListGrants":          op(s.ListGrants),
+		"ListRetirableGrants": op(s.ListRetirableGrants),
+		"RetireGrant":         op(s.RetireGrant),
+		"RevokeGrant":         op(s.RevokeGrant),
+
 		// Asymmetric and HMAC keys.
 		"Sign":                                op(s.Sign),
 		"Verify":                              op(s.Verify),

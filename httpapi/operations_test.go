@@ -16,6 +16,8 @@ func TestOperationTable(t *testing.T) {
 		"GenerateDataKeyWithoutPlaintext", "GenerateRandom", "ListAliases", "ListKeys",
 		"ListResourceTags", "ReEncrypt", "ScheduleKeyDeletion", "TagResource",
 		"UntagResource", "UpdateAlias", "UpdateKeyDescription",
+		"GetKeyPolicy", "PutKeyPolicy", "ListKeyPolicies", "CreateGrant", "ListGrants",
+		"ListRetirableGrants", "RetireGrant", "RevokeGrant",
 	}
 	table := operationTable(newTestService(t))
 	var got []string

@@ -8,6 +8,7 @@ import (
 
 	"hsmkms/hsm"
 	"hsmkms/kms/ciphertext"
+	"hsmkms/kms/policy"
 )
 
 var encryptionAlgorithms = []string{"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"}
@@ -85,16 +86,20 @@ type opened struct {
 	plaintext []byte
 }
 
-// open decrypts a ciphertext blob. The key comes from the blob; keyID, if
-// given, must name the same key (IncorrectKeyException otherwise).
-func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[string]string, keyID *string, keyMember string, algorithm *string, algMember, action string) (opened, error) {
+// open decrypts a ciphertext blob. The key comes from the blob, in any
+// account the caller is allowed to use; keyID, if given, must name the same
+// key (IncorrectKeyException otherwise). a says what is authorized on the
+// blob's key; a.encryptionContext is the context the blob must have.
+func (s *Service) open(ctx context.Context, blob []byte, keyID *string, keyMember string, algorithm *string, algMember string, a access) (opened, error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return opened{}, err
 	}
 	var named *resolved
 	if keyID != nil {
-		r, err := s.resolveKey(ctx, keyMember, keyID, keyOrAlias, action)
+		// Authorization is decided on the blob's key below; the named key
+		// only has to be the same one.
+		r, err := s.resolveKeyFor(ctx, keyMember, keyID, keyOrAlias, access{skipAuthorization: true})
 		if err != nil {
 			return opened{}, err
 		}
@@ -104,10 +109,10 @@ func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[s
 	if err != nil {
 		return opened{}, errInvalidCiphertext(err)
 	}
-	r, err := s.loadKey(ctx, p, p.AccountID, parsed.KeyID, action)
+	r, err := s.loadKey(ctx, p, "", parsed.KeyID, a)
 	if err != nil {
 		var kerr *Error
-		if errors.As(err, &kerr) && (kerr.Code == CodeNotFound || kerr.Code == CodeAccessDenied) {
+		if errors.As(err, &kerr) && kerr.Code == CodeNotFound {
 			return opened{}, &Error{Code: CodeAccessDenied, Message: msgCiphertextKeyInaccessible, Cause: err}
 		}
 		return opened{}, err
@@ -118,10 +123,10 @@ func (s *Service) open(ctx context.Context, blob []byte, encryptionContext map[s
 	if err := checkUsable(r); err != nil {
 		return opened{}, err
 	}
-	if err := checkSymmetricUse(r, algorithm, algMember, action); err != nil {
+	if err := checkSymmetricUse(r, algorithm, algMember, a.action); err != nil {
 		return opened{}, err
 	}
-	return s.openParsed(ctx, r, parsed, encryptionContext)
+	return s.openParsed(ctx, r, parsed, a.encryptionContext)
 }
 
 // openWith decrypts a blob that must belong to key r, with no caller or
@@ -165,7 +170,7 @@ func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Encrypt")
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Encrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +223,7 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 	}
 	if ignoreCiphertext {
 		if in.KeyId != nil {
-			r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Decrypt")
+			r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Decrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
 			if err != nil {
 				return nil, err
 			}
@@ -234,7 +239,8 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 	if out, handled, err := s.decryptAsymmetric(ctx, in); handled { // rsa.go
 		return out, err
 	}
-	o, err := s.open(ctx, in.CiphertextBlob, in.EncryptionContext, in.KeyId, "keyId", in.EncryptionAlgorithm, "encryptionAlgorithm", "Decrypt")
+	o, err := s.open(ctx, in.CiphertextBlob, in.KeyId, "keyId", in.EncryptionAlgorithm, "encryptionAlgorithm",
+		cryptoAccess("Decrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +265,8 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.resolveKey(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias, "ReEncryptTo")
+	dst, err := s.resolveKeyFor(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias,
+		cryptoAccess("ReEncryptTo", in.DestinationEncryptionContext, in.GrantTokens, in.DestinationEncryptionAlgorithm))
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +274,8 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 		return nil, err
 	}
 	if out, handled, err := s.reEncryptAsymmetric(ctx, in, dst, ignoreCiphertext, func() (opened, error) { // rsa.go
-		return s.open(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
+		return s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm",
+			cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm))
 	}); handled {
 		return out, err
 	}
@@ -280,7 +288,8 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
 		return nil, err
 	}
-	src, err := s.open(ctx, in.CiphertextBlob, in.SourceEncryptionContext, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
+	src, err := s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm",
+		cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm))
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +345,7 @@ func (s *Service) generateDataKey(ctx context.Context, in *GenerateDataKeyInput,
 	if err := checkRecipient(in.Recipient); err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, operation)
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess(operation, in.EncryptionContext, in.GrantTokens, nil))
 	if err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
@@ -386,7 +395,8 @@ func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, in *Gener
 
 // GenerateRandom returns 1..1024 random bytes from the HSM.
 func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
-	if _, err := caller(ctx); err != nil {
+	p, err := caller(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {
@@ -404,6 +414,9 @@ func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (
 	if err := checkRange("numberOfBytes", *in.NumberOfBytes, 1, 1024); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIAM(ctx, p, "GenerateRandom", nil); err != nil {
+		return nil, err
+	}
 	b, err := s.device.GenerateRandom(ctx, int(*in.NumberOfBytes))
 	if err != nil {
 		return nil, deviceError(err)
@@ -412,4 +425,19 @@ func (s *Service) GenerateRandom(ctx context.Context, in *GenerateRandomInput) (
 		return nil, Internal(fmt.Errorf("HSM returned %d random bytes, want %d", len(b), *in.NumberOfBytes))
 	}
 	return &GenerateRandomOutput{Plaintext: b}, nil
+}
+
+// cryptoAccess is the access of a symmetric cryptographic operation: its
+// encryption context, grant tokens and encryption algorithm take part in
+// authorization (grant constraints, kms:EncryptionContext*,
+// kms:EncryptionAlgorithm).
+func cryptoAccess(action string, encryptionContext map[string]string, grantTokens []string, algorithm *string) access {
+	a := forAction(action)
+	a.encryptionContext, a.hasContext, a.grantTokens = encryptionContext, true, grantTokens
+	alg := algSymmetric
+	if algorithm != nil {
+		alg = *algorithm
+	}
+	a.conds = map[string][]string{policy.KeyEncryptionAlgorithm: {alg}}
+	return a
 }

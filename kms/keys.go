@@ -81,6 +81,11 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 			return nil, err
 		}
 	}
+	keyID := uuid.NewString()
+	keyPolicy, err := s.authorizeCreateKey(ctx, p, in, keyID, spec, usage, origin, tags)
+	if err != nil {
+		return nil, err
+	}
 	// What is valid AWS input but not built yet gets a clear refusal rather
 	// than a key that silently lacks what was asked for.
 	switch specErr := checkSpecUsage(spec, usage); { // keyspecs.go
@@ -94,20 +99,19 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return nil, Errorf(CodeUnsupportedOperation, "Custom key stores are not supported by this key service.")
 	case isTrue(in.MultiRegion):
 		return nil, Errorf(CodeUnsupportedOperation, "Multi-Region keys are not supported by this key service.")
-	case in.Policy != nil:
-		return nil, Errorf(CodeUnsupportedOperation, "Key policies are not supported by this key service yet; create the key without a Policy.")
 	case origin == originExternal:
 		return s.createExternalKey(ctx, p.AccountID, description, tags) // import.go
 	}
 
 	key, err := s.createSymmetricKey(ctx, KeyRecord{
-		ID:          uuid.NewString(),
-		AccountID:   p.AccountID,
-		Description: description,
-		KeyUsage:    usage,
-		KeySpec:     spec,
-		Origin:      origin,
-		KeyManager:  managerCustomer,
+		ID:            keyID,
+		InitialPolicy: keyPolicy,
+		AccountID:     p.AccountID,
+		Description:   description,
+		KeyUsage:      usage,
+		KeySpec:       spec,
+		Origin:        origin,
+		KeyManager:    managerCustomer,
 	}, tags)
 	if err != nil {
 		return nil, err
@@ -264,6 +268,9 @@ func (s *Service) ListKeys(ctx context.Context, in *ListKeysInput) (*ListKeysOut
 	}
 	limit, after, err := pageParams(in.Limit, in.Marker, 1000, 100)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIAM(ctx, p, "ListKeys", nil); err != nil {
 		return nil, err
 	}
 	keys, err := s.store.ListKeys(ctx, p.AccountID, after, limit+1)
