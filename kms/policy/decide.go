@@ -88,7 +88,8 @@ func Decide(in Input) Decision {
 			return Decision{Reason: DeniedByResourcePolicy, Statements: []StatementRef{ref(in.KeyPolicy, key)}}
 		}
 	}
-	var idAllow *StatementRef
+	var idAllow StatementRef
+	haveIDAllow := false
 	for _, ip := range in.IdentityPolicies {
 		if ip == nil {
 			continue
@@ -98,24 +99,28 @@ func Decide(in Input) Decision {
 		case ExplicitDeny:
 			return Decision{Reason: DeniedByIdentityPolicy, Statements: []StatementRef{ref(ip, r)}}
 		case Allow:
-			if idAllow == nil {
-				sr := ref(ip, r)
-				idAllow = &sr
+			if !haveIDAllow {
+				idAllow, haveIDAllow = ref(ip, r), true
 			}
 		}
 	}
 	// The account root holds every permission of its own account in IAM.
-	identityAllows := idAllow != nil || req.Principal.isRoot()
-	withIdentity := func(refs ...StatementRef) []StatementRef {
-		if idAllow != nil {
-			refs = append(refs, *idAllow)
+	identityAllows := haveIDAllow || req.Principal.isRoot()
+	// withIdentity lists the key statement (if any) and the identity one.
+	withIdentity := func(keyRef *StatementRef) []StatementRef {
+		refs := make([]StatementRef, 0, 2)
+		if keyRef != nil {
+			refs = append(refs, *keyRef)
+		}
+		if haveIDAllow {
+			refs = append(refs, idAllow)
 		}
 		return refs
 	}
 
 	if in.KeyPolicy == nil {
 		if identityAllows {
-			return Decision{Allowed: true, Reason: AllowedByIdentityPolicy, Statements: withIdentity()}
+			return Decision{Allowed: true, Reason: AllowedByIdentityPolicy, Statements: withIdentity(nil)}
 		}
 		return Decision{Reason: DeniedNoIdentityPolicy}
 	}
@@ -127,10 +132,10 @@ func Decide(in Input) Decision {
 		switch {
 		case sameAccount && !key.Delegated:
 			return Decision{Allowed: true, Reason: AllowedByKeyPolicy, Statements: []StatementRef{keyRef}}
-		case identityAllows && key.Delegated && idAllow != nil:
-			return Decision{Allowed: true, Reason: AllowedByIdentityPolicy, Statements: withIdentity(keyRef)}
+		case identityAllows && key.Delegated && haveIDAllow:
+			return Decision{Allowed: true, Reason: AllowedByIdentityPolicy, Statements: withIdentity(&keyRef)}
 		case identityAllows:
-			return Decision{Allowed: true, Reason: AllowedByKeyPolicy, Statements: withIdentity(keyRef)}
+			return Decision{Allowed: true, Reason: AllowedByKeyPolicy, Statements: withIdentity(&keyRef)}
 		}
 		denied = Decision{Reason: DeniedNoIdentityPolicy, Statements: []StatementRef{keyRef}}
 	}

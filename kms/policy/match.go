@@ -174,6 +174,9 @@ func globMatch(toks []tok, s string, fold bool) bool {
 			t := toks[pi]
 			switch t.kind {
 			case tStar:
+				if pi == len(toks)-1 { // a trailing star takes the rest
+					return true
+				}
 				starPi, starSi = pi, si
 				pi++
 				continue
