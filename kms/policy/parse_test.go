@@ -58,6 +58,7 @@ func TestParseAccepts(t *testing.T) {
 		{"every operator", allOperatorsDoc()},
 		{"whitespace around", " \n\t{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"*\",\"Resource\":\"*\"}}\n "},
 		{"NotPrincipal with Allow", `{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}]}`},
+		{"empty Statement list", `{"Version":"2012-10-17","Statement":[]}`},
 		{"empty Sid repeated", `{"Statement":[{"Sid":"","Effect":"Allow","Principal":"*","Action":"*","Resource":"*"},{"Sid":"","Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +117,6 @@ func TestParseRejects(t *testing.T) {
 		{"version not a string", `{"Version":2012,"Statement":{` + okStmt + `}}`, false, `The policy Version must be "2012-10-17" or "2008-10-17".`},
 		{"Id not a string", `{"Id":1,"Statement":{` + okStmt + `}}`, false, "The policy Id must be a string."},
 		{"no Statement", `{"Version":"2012-10-17"}`, false, "The policy document has no Statement element."},
-		{"empty Statement list", `{"Statement":[]}`, false, "The policy document has no statements."},
 		{"Statement is a string", `{"Statement":"x"}`, false, "The Statement element must be an object or a list of objects, not a string."},
 		{"statement is not an object", `{"Statement":[1]}`, false, "The statement 1 must be an object, not a number."},
 		{"unknown statement element", wrap(okStmt + `,"Actions":"kms:*"`), false, `Policy statement 1 contains an unknown element "Actions".`},
@@ -213,5 +213,27 @@ func TestValidCharacters(t *testing.T) {
 		if got := ValidCharacters(s); got != want {
 			t.Errorf("ValidCharacters(%q) = %v", s, got)
 		}
+	}
+}
+
+// An empty policy is the fail-closed stand-in for a stored document that no
+// longer parses: as a key policy it must deny even when identity policies
+// allow (a nil KeyPolicy would mean "no key", where identity decides alone).
+func TestEmptyPolicyAllowsNothing(t *testing.T) {
+	t.Parallel()
+	empty := mustParse(t, `{"Version":"2012-10-17","Statement":[]}`)
+	idAll := mustParse(t, doc(`{"Effect":"Allow","Action":"*","Resource":"*"}`), AsIdentityPolicy())
+	for _, p := range []Principal{alice, rootA, bob} {
+		req := &Request{Principal: p, Action: "kms:Decrypt", Resource: keyARN}
+		if r := empty.Evaluate(req); r.Effect != NotApplicable {
+			t.Fatalf("%s: Evaluate = %v", p.ARN, r.Effect)
+		}
+		d := Decide(Input{Request: req, KeyAccountID: acctA, KeyPolicy: empty, IdentityPolicies: []*Policy{idAll}})
+		if d.Allowed || d.Reason != DeniedNoResourcePolicy {
+			t.Fatalf("%s: %+v", p.ARN, d)
+		}
+	}
+	if d := CheckLockout(empty, Input{Request: &Request{Principal: rootA, Resource: keyARN}, KeyAccountID: acctA}); d.Allowed {
+		t.Fatal("an empty key policy passes the lockout check")
 	}
 }

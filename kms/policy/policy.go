@@ -176,9 +176,9 @@ func Parse(doc string, opts ...Option) (*Policy, error) {
 	default:
 		return nil, malformed("The Statement element must be an object or a list of objects, not %s.", stmtVal.kind)
 	}
-	if len(raw) == 0 {
-		return nil, malformed("The policy document has no statements.")
-	}
+	// An empty Statement list is accepted: it allows nothing (a key policy
+	// like that still fails the lockout check). Callers use it as the
+	// fail-closed stand-in for a stored document that no longer parses.
 	sids := map[string]bool{}
 	vars := p.version == Version2012 // policy variables came with 2012-10-17
 	for i := range raw {
