@@ -1,0 +1,168 @@
+package kms_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hsmkms/hsm"
+	"hsmkms/kms"
+	"hsmkms/kms/sqlstore"
+)
+
+// TestBootstrapSealsLegacySecrets starts the service on a database written
+// before secrets were sealed (plain secret column, no identity records):
+// Bootstrap seals the secret under the HSM, scrubs the file, and makes the
+// admin a real user with the allow-all policy; the key still verifies.
+func TestBootstrapSealsLegacySecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kms.db")
+	store, err := sqlstore.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ctx := t.Context()
+	const (
+		account = "123456789012"
+		keyID   = "AKIALEGACY0000000000"
+		secret  = "LegacyPlainSecretLegacyPlainSecret012345"
+	)
+	adminARN := "arn:aws:iam::" + account + ":user/admin"
+	if err := store.PutAccessKey(ctx, kms.AccessKey{ID: keyID, Secret: secret, AccountID: account, PrincipalARN: adminARN, Active: true, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"bootstrap_admin_access_key_id": keyID, "default_account_id": account} {
+		if err := store.PutSetting(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnvWith(t, hsm.NewFake(), store)
+	res, err := e.svc.Bootstrap(ctx)
+	if err != nil || res.Created || res.AccessKeyID != keyID {
+		t.Fatalf("Bootstrap = %+v, %v", res, err)
+	}
+	if ids, err := store.PlainAccessKeyIDs(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("plain secrets left: %v, %v", ids, err)
+	}
+	stored, err := store.GetAccessKey(ctx, keyID)
+	if err != nil || stored.Secret != "" || len(stored.SealedSecret) == 0 || bytes.Contains(stored.SealedSecret, []byte(secret)) {
+		t.Fatalf("stored key: secret %q, sealed %d bytes, %v", stored.Secret, len(stored.SealedSecret), err)
+	}
+	files, _ := filepath.Glob(path + "*")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s still holds the plain-text secret", filepath.Base(f))
+		}
+	}
+	k, err := e.svc.LookupAccessKey(ctx, keyID)
+	if err != nil || k.Secret != secret {
+		t.Fatalf("LookupAccessKey: %v (secret matches: %v)", err, k.Secret == secret)
+	}
+	p := k.Principal
+	if p.ARN != adminARN || p.Type != kms.PrincipalUser || p.Username != "admin" || !strings.HasPrefix(p.UserID, "AIDA") || p.AccountID != account {
+		t.Fatalf("Principal = %+v", p)
+	}
+	pols, err := store.IdentityPolicies(ctx, adminARN)
+	if err != nil || len(pols) != 1 || !strings.Contains(pols[0].Document, `"Action":"*"`) {
+		t.Fatalf("admin policies = %+v, %v", pols, err)
+	}
+	if ok, err := e.svc.IsBootstrapAdmin(ctx, p); !ok || err != nil {
+		t.Fatalf("IsBootstrapAdmin = %v, %v", ok, err)
+	}
+	// A second start finds nothing to do.
+	if _, err := e.svc.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The secret does not appear in fmt or log output of the key.
+	if s := k.String() + " " + k.GoString(); strings.Contains(s, secret) {
+		t.Errorf("AccessKey formats its secret: %s", s)
+	}
+}
+
+// TestAdminAuthorization: the bootstrap admin may do anything; a user may
+// use the admin API only as its identity policies allow, and only in its
+// own account; denials carry AWS's message.
+func TestAdminAuthorization(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, err := e.svc.Bootstrap(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := e.svc.LookupAccessKey(e.ctx, boot.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	const other = "222222222222"
+	if _, err := e.svc.AdminCreateAccount(admin, &kms.CreateAccountInput{AccountId: ptr(other)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AdminCreateAccount(admin, &kms.CreateAccountInput{AccountId: ptr("000000000000")}); err == nil {
+		t.Fatal("the internal account id was accepted")
+	}
+	if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("carol")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("CAROL")})
+	wantCode(t, err, kms.CodeAlreadyExists)
+	_, err = e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("bad name")})
+	wantCode(t, err, kms.CodeValidation)
+	_, err = e.svc.AdminDeleteUser(admin, &kms.DeleteUserInput{UserName: ptr("admin")})
+	wantCode(t, err, kms.CodeValidation)
+	key, err := e.svc.AdminCreateAccessKey(admin, &kms.CreateAccessKeyInput{UserName: ptr("carol")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carolKey, err := e.svc.LookupAccessKey(e.ctx, key.AccessKey.AccessKeyId)
+	if err != nil || carolKey.Secret != key.AccessKey.SecretAccessKey {
+		t.Fatalf("carol's key: %v", err)
+	}
+	carolARN := "arn:aws:iam::" + boot.AccountID + ":user/carol"
+	carol := kms.WithPrincipal(t.Context(), carolKey.Principal)
+
+	_, err = e.svc.AdminListUsers(carol, &kms.ListUsersInput{})
+	kerr := wantCode(t, err, kms.CodeAccessDenied)
+	want := "User: " + carolARN + " is not authorized to perform: kmsadmin:ListUsers on resource: arn:aws:iam::" + boot.AccountID + ":root because no identity-based policy allows the kmsadmin:ListUsers action"
+	if kerr != nil && kerr.Message != want {
+		t.Errorf("message\n got %q\nwant %q", kerr.Message, want)
+	}
+
+	// Allowed by an identity policy, in her own account only.
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kmsadmin:List*","Resource":"*"}]}`
+	if _, err := e.svc.AdminAttachIdentityPolicy(admin, &kms.AttachIdentityPolicyInput{PrincipalArn: ptr(carolARN), PolicyName: ptr("lister"), PolicyDocument: ptr(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.svc.AdminListUsers(carol, &kms.ListUsersInput{}); err != nil || len(out.Users) != 2 {
+		t.Fatalf("ListUsers as carol = %+v, %v", out, err)
+	}
+	_, err = e.svc.AdminListUsers(carol, &kms.ListUsersInput{AccountId: ptr(other)})
+	wantCode(t, err, kms.CodeAccessDenied)
+	_, err = e.svc.AdminListAccounts(carol, &kms.ListAccountsInput{})
+	wantCode(t, err, kms.CodeAccessDenied)
+	_, err = e.svc.AdminCreateUser(carol, &kms.CreateUserInput{UserName: ptr("dave")})
+	wantCode(t, err, kms.CodeAccessDenied)
+
+	// Identity policies are validated by the policy engine.
+	_, err = e.svc.AdminAttachIdentityPolicy(admin, &kms.AttachIdentityPolicyInput{PrincipalArn: ptr(carolARN), PolicyName: ptr("p"),
+		PolicyDocument: ptr(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*"}]}`)})
+	wantCode(t, err, kms.CodeMalformedPolicy)
+	// Trust policies name principals and have no Resource.
+	_, err = e.svc.AdminCreateRole(admin, &kms.CreateRoleInput{RoleName: ptr("r"),
+		AssumeRolePolicyDocument: ptr(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + carolARN + `"},"Action":"sts:AssumeRole","Resource":"*"}]}`)})
+	wantCode(t, err, kms.CodeMalformedPolicy)
+
+	// Deactivating a key takes effect at once for this process.
+	if _, err := e.svc.AdminUpdateAccessKey(admin, &kms.UpdateAccessKeyInput{AccessKeyId: ptr(carolKey.ID), Status: ptr("Inactive")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.LookupAccessKey(e.ctx, carolKey.ID); err == nil {
+		t.Fatal("an Inactive key still verifies")
+	}
+}
