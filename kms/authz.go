@@ -27,6 +27,17 @@ import (
 
 const policyCacheTTL = 5 * time.Second
 
+// denyAllKeyPolicy stands in for a stored key policy that no longer parses.
+var denyAllKeyPolicy = mustParse(`{"Version":"2012-10-17","Statement":[]}`)
+
+func mustParse(doc string) *policy.Policy {
+	p, err := policy.Parse(doc, policy.WithName("deny-all"))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
 // access describes what a request asks of a key, for authorization.
 type access struct {
 	// action is the KMS action without its prefix ("Encrypt").
@@ -107,9 +118,10 @@ func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) 
 	pol, err := policy.Parse(doc, policy.WithName("key policy"))
 	if err != nil {
 		// Stored policies were validated when they were put; one that no
-		// longer parses allows nothing rather than failing open.
+		// longer parses allows nothing rather than failing open (a nil key
+		// policy would mean "no key": identity policies alone).
 		s.log.ErrorContext(ctx, "stored key policy does not parse; it allows nothing", "key_id", k.ID, "err", err)
-		pol, _ = policy.Parse(`{"Version":"2012-10-17","Statement":[]}`)
+		pol = denyAllKeyPolicy
 	}
 	grants, err := s.store.ListGrants(ctx, k.ID, "", 0)
 	if err != nil {

@@ -287,3 +287,24 @@ func TestGrants(t *testing.T) {
 	_, err = e.svc.Encrypt(worker, &kms.EncryptInput{KeyId: ptr(md.KeyId), Plaintext: []byte("x")})
 	wantDenied(t, err, "because no identity-based policy allows the kms:Encrypt action")
 }
+
+func TestKeyPolicyPrincipalsMustExist(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	e.identity(t, testAccount, "known")
+	for doc, ok := range map[string]bool{
+		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::` + testAccount + `:root","arn:aws:iam::` + testAccount + `:user/known"]},"Action":"kms:*","Resource":"*"}]}`: true,
+		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::` + testAccount + `:root","arn:aws:iam::` + testAccount + `:user/typo"]},"Action":"kms:*","Resource":"*"}]}`:  false,
+		`{"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::` + testAccount + `:root","999999999999"]},"Action":"kms:*","Resource":"*"}]}`:                                false,
+	} {
+		_, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(doc)})
+		if ok && err != nil {
+			t.Errorf("policy naming known principals refused: %v", err)
+		}
+		if !ok {
+			if kerr := wantCode(t, err, kms.CodeMalformedPolicy); kerr.Message != policy.MsgInvalidPrincipals {
+				t.Errorf("message %q", kerr.Message)
+			}
+		}
+	}
+}

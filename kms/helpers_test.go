@@ -71,6 +71,12 @@ func newEnvWith(t testing.TB, device hsm.Device, store *sqlstore.Store, opts ...
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Key policies may only name accounts the service knows.
+	if _, err := store.GetAccount(t.Context(), testAccount); err != nil {
+		if err := store.CreateAccount(t.Context(), kms.AccountRecord{ID: testAccount, CreatedAt: c.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx := kms.WithPrincipal(t.Context(), kms.Principal{
 		// The account root: the default key policy delegates to the
 		// account, and the root needs no identity policy. Authorization

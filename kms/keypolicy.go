@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"hsmkms/kms/policy"
 )
@@ -47,6 +48,9 @@ func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyAR
 	pol, err := policy.Parse(doc, policy.WithName("key policy"))
 	if err != nil {
 		return nil, Errorf(CodeMalformedPolicy, "%s", errorMessage(err))
+	}
+	if err := s.checkPrincipalsExist(ctx, pol); err != nil {
+		return nil, err
 	}
 	if bypass {
 		return pol, nil
@@ -158,4 +162,42 @@ func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *Creat
 		return "", err
 	}
 	return *in.Policy, nil
+}
+
+// checkPrincipalsExist refuses a key policy that names an account, user or
+// role this service does not know, as KMS refuses unknown principals: a
+// typo in a principal would otherwise silently allow nobody, or allow a
+// principal created later under that name.
+func (s *Service) checkPrincipalsExist(ctx context.Context, pol *policy.Policy) error {
+	invalid := Errorf(CodeMalformedPolicy, "%s", policy.MsgInvalidPrincipals)
+	for _, v := range pol.Principals() {
+		account, rest := v, ""
+		if strings.HasPrefix(v, "arn:") {
+			parts := strings.SplitN(v, ":", 6)
+			if len(parts) != 6 || parts[1] != "aws" || (parts[2] != "iam" && parts[2] != "sts") {
+				return invalid
+			}
+			account, rest = parts[4], parts[5]
+		}
+		if !accountPattern.MatchString(account) {
+			return invalid
+		}
+		if _, err := s.store.GetAccount(ctx, account); errors.Is(err, ErrStoreNotFound) {
+			return invalid
+		} else if err != nil {
+			return Internal(err)
+		}
+		switch {
+		case rest == "" || rest == "root" || strings.HasPrefix(rest, "assumed-role/"):
+		case strings.HasPrefix(rest, "user/") || strings.HasPrefix(rest, "role/"):
+			if _, err := s.store.GetPrincipal(ctx, v); errors.Is(err, ErrStoreNotFound) {
+				return invalid
+			} else if err != nil {
+				return Internal(err)
+			}
+		default:
+			return invalid
+		}
+	}
+	return nil
 }
