@@ -44,7 +44,8 @@ const (
 
 // identityState is the Service's in-memory identity state.
 type identityState struct {
-	mu    sync.Mutex
+	// mu is read-locked on every request's lookup, write-locked on a miss.
+	mu    sync.RWMutex
 	creds map[string]cachedCredential
 	// gen counts invalidations; a lookup that started before one does not
 	// store what it read, which may already be stale.
@@ -74,10 +75,10 @@ func (s *Service) invalidateCredentials() {
 // inactive and deleted ids give ErrStoreNotFound.
 func (s *Service) lookupCredential(ctx context.Context, id string) (AccessKey, error) {
 	now := s.now()
-	s.ids.mu.Lock()
+	s.ids.mu.RLock()
 	c, ok := s.ids.creds[id]
 	gen := s.ids.gen
-	s.ids.mu.Unlock()
+	s.ids.mu.RUnlock()
 	if ok && now.Before(c.until) {
 		return c.key, nil
 	}
