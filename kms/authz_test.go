@@ -158,6 +158,14 @@ func TestKeyPolicyAllowsAndDenies(t *testing.T) {
 		t.Fatal("CreateKey did not attach its Policy")
 	}
 	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{Policy: ptr(lockout)})), kms.CodeMalformedPolicy)
+	external, err := e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{Policy: ptr(doc), Origin: ptr("EXTERNAL")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.svc.GetKeyPolicy(e.ctx, &kms.GetKeyPolicyInput{KeyId: ptr(external.KeyMetadata.KeyId)})
+	if got.Policy != doc {
+		t.Fatal("CreateKey with Origin EXTERNAL did not attach its Policy")
+	}
 }
 
 func TestCrossAccountNeedsBothSides(t *testing.T) {

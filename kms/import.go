@@ -32,8 +32,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/google/uuid"
-
 	"hsmkms/hsm"
 )
 
@@ -86,17 +84,18 @@ var wrappingKeyBits = map[string]int{"RSA_2048": 2048, "RSA_3072": 3072, "RSA_40
 // createExternalKey creates a key that waits for imported material
 // (CreateKey with Origin EXTERNAL). No token object exists yet, so no
 // intent is needed: the key is recorded directly as PendingImport.
-func (s *Service) createExternalKey(ctx context.Context, account, description string, tags []TagRecord) (*CreateKeyOutput, error) {
+func (s *Service) createExternalKey(ctx context.Context, keyID, account, description, keyPolicy string, tags []TagRecord) (*CreateKeyOutput, error) {
 	key := KeyRecord{
-		ID:          uuid.NewString(),
-		AccountID:   account,
-		Description: description,
-		KeyUsage:    usageEncrypt,
-		KeySpec:     specSymmetric,
-		Origin:      originExternal,
-		KeyManager:  managerCustomer,
-		State:       StatePendingImport,
-		CreatedAt:   s.now().UTC(),
+		ID:            keyID,
+		InitialPolicy: keyPolicy,
+		AccountID:     account,
+		Description:   description,
+		KeyUsage:      usageEncrypt,
+		KeySpec:       specSymmetric,
+		Origin:        originExternal,
+		KeyManager:    managerCustomer,
+		State:         StatePendingImport,
+		CreatedAt:     s.now().UTC(),
 	}
 	if err := s.store.CreateExternalKey(ctx, key); err != nil {
 		return nil, Internal(fmt.Errorf("record external key: %w", err))

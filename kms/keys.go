@@ -100,7 +100,7 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 	case isTrue(in.MultiRegion):
 		return nil, Errorf(CodeUnsupportedOperation, "Multi-Region keys are not supported by this key service.")
 	case origin == originExternal:
-		return s.createExternalKey(ctx, p.AccountID, description, tags) // import.go
+		return s.createExternalKey(ctx, keyID, p.AccountID, description, keyPolicy, tags) // import.go
 	}
 
 	key, err := s.createSymmetricKey(ctx, KeyRecord{

@@ -13,15 +13,10 @@ import (
 // CreateExternalKey implements kms.ImportStore.
 func (s *Store) CreateExternalKey(ctx context.Context, k kms.KeyRecord) error {
 	return wrap("create external key "+k.ID, s.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, k.AccountID, k.Description, k.KeyUsage, k.KeySpec, k.Origin,
-			k.KeyManager, string(k.State), toMillis(k.CreatedAt), toMillis(k.DeletionDate),
-			k.PendingWindowInDays, k.CurrentVersion)
-		if err != nil {
+		if err := insertKey(ctx, tx, k); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO key_imports (key_id) VALUES (?)`, k.ID)
+		_, err := tx.ExecContext(ctx, `INSERT INTO key_imports (key_id) VALUES (?)`, k.ID)
 		return err
 	}))
 }

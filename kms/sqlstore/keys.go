@@ -58,22 +58,29 @@ func (s *Store) CreateKey(ctx context.Context, k kms.KeyRecord, v kms.KeyVersion
 		return wrap(op, fmt.Errorf("version belongs to key %q", v.KeyID))
 	}
 	return wrap(op, s.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			k.ID, k.AccountID, k.Description, k.KeyUsage, k.KeySpec, k.Origin,
-			k.KeyManager, string(k.State), toMillis(k.CreatedAt), toMillis(k.DeletionDate),
-			k.PendingWindowInDays, k.CurrentVersion)
-		if err != nil {
+		if err := insertKey(ctx, tx, k); err != nil {
 			return err
-		}
-		if k.InitialPolicy != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO key_policies (key_id, document, updated_at) VALUES (?, ?, ?)`,
-				k.ID, k.InitialPolicy, toMillis(k.CreatedAt)); err != nil {
-				return err
-			}
 		}
 		return insertVersion(ctx, tx, v)
 	}))
+}
+
+// insertKey inserts a key row and, if the record carries one, its initial
+// key policy, inside the caller's transaction.
+func insertKey(ctx context.Context, tx *sql.Tx, k kms.KeyRecord) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.AccountID, k.Description, k.KeyUsage, k.KeySpec, k.Origin,
+		k.KeyManager, string(k.State), toMillis(k.CreatedAt), toMillis(k.DeletionDate),
+		k.PendingWindowInDays, k.CurrentVersion)
+	if err != nil {
+		return err
+	}
+	if k.InitialPolicy != "" {
+		_, err = tx.ExecContext(ctx, `INSERT INTO key_policies (key_id, document, updated_at) VALUES (?, ?, ?)`,
+			k.ID, k.InitialPolicy, toMillis(k.CreatedAt))
+	}
+	return err
 }
 
 // GetKey returns a key by id, tombstones included.
