@@ -30,6 +30,7 @@ type command struct {
 var commands = []command{
 	{"load", "drive a running kmsd through the AWS SDK: req/s, p50/p99, errors, server CPU per 1k requests", runLoad},
 	{"raw", "in-process AES-GCM encrypt (32 B) on the PKCS#11 token, the ceiling for HTTP rates", runRaw},
+	{"asym", "Sign (P-256, RSA-2048 PSS), Verify, GenerateMac: raw in-process HSM rate and kmsd rate in one run", runAsym},
 	{"mkkeys", "create keys through the API with many workers (fill a token for -keys runs)", runMkkeys},
 	{"wait-ready", "measure kmsd start-up: wait for its -addr-file, then for the first successful request", runWaitReady},
 }
