@@ -1,0 +1,137 @@
+package interop
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"hsmkms/cmd/kmsctl/testkmsd"
+)
+
+// BenchmarkEnvelope is scripts/bench-envelope: in one run, against one
+// kmsd, MB/s and peak RSS of
+//
+//   - kmsctl encrypt/decrypt of a 1 GiB file, both suites (wall time of
+//     the whole process: start-up, KMS calls, file I/O, fsync);
+//   - the official Go ESDK v0.4.0 on a 200 MiB file, whole buffer (time
+//     of the Encrypt/Decrypt call only, not reading the file);
+//   - plain AES-256-GCM sealing 4 KiB frames on one core (GOMAXPROCS=1);
+//
+// and the KMS calls per kmsctl file. Run with -benchtime=1x; it prints a
+// table and reports the ratios as metrics.
+func BenchmarkEnvelope(b *testing.B) {
+	srv := testkmsd.Start(b)
+	arn := srv.CreateKey(b, "bench")
+	kmsctl := testkmsd.Build(b, "./cmd/kmsctl")
+	dir := b.TempDir()
+	bench := filepath.Join(dir, "esdkbench")
+	if out, err := exec.Command("go", "build", "-o", bench, "./cmd/esdkbench").CombinedOutput(); err != nil {
+		b.Fatalf("go build esdkbench: %v\n%s", err, out)
+	}
+	const big, small = 1 << 30, 200 << 20
+	bigFile, smallFile := filepath.Join(dir, "big"), filepath.Join(dir, "small")
+	writeRandom(b, bigFile, big)
+	writeRandom(b, smallFile, small)
+
+	type result struct {
+		name     string
+		bytes    int64
+		seconds  float64
+		rssMB    float64
+		kmsCalls string
+	}
+	var results []result
+	// measure runs a process and returns its stdout, wall time and peak RSS.
+	measure := func(env []string, args ...string) (string, string, float64, float64) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%v: %v\n%s", args, err, &errb)
+		}
+		wall := time.Since(start).Seconds()
+		rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB -> MiB
+		return out.String(), errb.String(), wall, rss
+	}
+	calls := func(summary string) string {
+		var s struct {
+			KMSCalls map[string]int64 `json:"kmsCalls"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimSpace(summary)), &s); err != nil {
+			b.Fatalf("summary %q: %v", summary, err)
+		}
+		return fmt.Sprintf("GenerateDataKey %d, Decrypt %d", s.KMSCalls["GenerateDataKey"], s.KMSCalls["Decrypt"])
+	}
+
+	for _, suite := range []string{"0x0578", "0x0478"} {
+		enc := bigFile + "." + suite + ".enc"
+		_, sum, wall, rss := measure(srv.Env(), kmsctl, "encrypt", "--key-id", arn, "--suite", suite, "--summary", "--out", enc, bigFile)
+		results = append(results, result{"kmsctl encrypt 1 GiB " + suite, big, wall, rss, calls(sum)})
+		_, sum, wall, rss = measure(srv.Env(), kmsctl, "decrypt", "--summary", "--out", enc+".dec", enc)
+		results = append(results, result{"kmsctl decrypt 1 GiB " + suite, big, wall, rss, calls(sum)})
+		os.Remove(enc)
+		os.Remove(enc + ".dec")
+	}
+	out, _, _, rss := measure(srv.Env(), bench, "esdk-encrypt", arn, smallFile, smallFile+".enc")
+	esdkEnc, _ := strconv.ParseFloat(strings.TrimSpace(out), 64)
+	results = append(results, result{"Go ESDK encrypt 200 MiB (call only)", small, esdkEnc, rss, "-"})
+	out, _, _, rss = measure(srv.Env(), bench, "esdk-decrypt", arn, smallFile+".enc", smallFile+".dec")
+	esdkDec, _ := strconv.ParseFloat(strings.TrimSpace(out), 64)
+	results = append(results, result{"Go ESDK decrypt 200 MiB (call only)", small, esdkDec, rss, "-"})
+	out, _, _, rss = measure(append(os.Environ(), "GOMAXPROCS=1"), bench, "gcm", strconv.Itoa(big), "4096")
+	gcm, _ := strconv.ParseFloat(strings.TrimSpace(out), 64)
+	results = append(results, result{"AES-256-GCM, 4 KiB frames, 1 core", big, gcm, rss, "-"})
+
+	mbps := func(r result) float64 { return float64(r.bytes) / 1e6 / r.seconds }
+	var w strings.Builder
+	fmt.Fprintf(&w, "\n%-40s %10s %10s %12s  %s\n", "", "MB/s", "peak MiB", "x Go ESDK", "KMS calls")
+	esdkRate := map[bool]float64{true: mbps(results[len(results)-3]), false: mbps(results[len(results)-2])}
+	gcmRate := mbps(results[len(results)-1])
+	for _, r := range results {
+		ratio := "-"
+		if strings.HasPrefix(r.name, "kmsctl") {
+			ratio = fmt.Sprintf("%.1f", mbps(r)/esdkRate[strings.Contains(r.name, "encrypt")])
+		}
+		fmt.Fprintf(&w, "%-40s %10.0f %10.0f %12s  %s\n", r.name, mbps(r), r.rssMB, ratio, r.kmsCalls)
+	}
+	fmt.Fprintf(&w, "plain AES-GCM (1 core): %.0f MB/s; kmsctl / AES-GCM:", gcmRate)
+	for _, r := range results[:4] {
+		fmt.Fprintf(&w, " %.2f", mbps(r)/gcmRate)
+	}
+	fmt.Fprintln(&w, " (encrypt 0x0578, decrypt 0x0578, encrypt 0x0478, decrypt 0x0478)")
+	fmt.Print(w.String())
+	for b.Loop() {
+	}
+	b.ReportMetric(mbps(results[0])/esdkRate[true], "x-esdk-encrypt-0578")
+	b.ReportMetric(mbps(results[2])/gcmRate, "x-gcm-encrypt-0478")
+}
+
+func writeRandom(b *testing.B, path string, size int) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	block := make([]byte, 1<<20)
+	_, _ = rand.Read(block)
+	for i := 0; i < size; i += len(block) {
+		block[0], block[1] = byte(i>>20), byte(i>>28)
+		if _, err := f.Write(block); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
