@@ -296,10 +296,22 @@ func TestE2EDeletionWorker(t *testing.T) {
 	// The key whose window has not ended is untouched.
 	s.checkKeyMetadata(t, s.describe(t, aws.ToString(waiting.KeyId)), aws.ToString(waiting.KeyId), "waiting", types.KeyStatePendingDeletion)
 
-	// Every version is tombstoned ...
-	after, err := store.ListVersions(ctx, id)
-	if err != nil {
-		t.Fatal(err)
+	// Every version is tombstoned. The worker tombstones the key first and
+	// destroys its versions right after, so NotFound can be seen a moment
+	// before the last version is done: wait for it, boundedly.
+	var after []kms.KeyVersion
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if after, err = store.ListVersions(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		done := true
+		for _, v := range after {
+			done = done && v.State == kms.VersionDestroyed
+		}
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, v := range after {
 		if v.State != kms.VersionDestroyed {
