@@ -143,7 +143,7 @@ func TestErrorMapping(t *testing.T) {
 		{kms.Errorf(kms.CodeThrottling, "slow down"), 400, kms.CodeThrottling, aws.String("slow down")},
 		{&kms.Error{Code: kms.CodeInvalidCiphertext}, 400, kms.CodeInvalidCiphertext, nil},
 		{kms.Errorf(kms.CodeKeyUnavailable, "unavailable"), 500, kms.CodeKeyUnavailable, aws.String("unavailable")},
-		{kms.Errorf(kms.CodeDependencyTimeout, "timeout"), 503, kms.CodeDependencyTimeout, aws.String("timeout")},
+		{kms.Errorf(kms.CodeDependencyTimeout, "timeout"), 500, kms.CodeDependencyTimeout, aws.String("timeout")},
 		{errors.New("pkcs11: CKR_DEVICE_ERROR at 0xdeadbeef"), 500, kms.CodeInternal, aws.String("The request failed due to an internal error.")},
 	}
 	for _, tc := range tests {

@@ -14,11 +14,10 @@ const contentType = "application/x-amz-json-1.1"
 
 // statusFor is the one mapping from an error code to an HTTP status. AWS
 // KMS answers 400 for every client error (the SDKs type errors by __type,
-// not status) and 5xx only for its own faults, which the SDKs retry.
+// not status) and 500 for its own faults, which the SDKs retry; the KMS API
+// reference gives DependencyTimeoutException status 500 too.
 func statusFor(code kms.Code) int {
 	switch {
-	case code == kms.CodeDependencyTimeout:
-		return http.StatusServiceUnavailable
 	case code.ServerFault():
 		return http.StatusInternalServerError
 	default:
