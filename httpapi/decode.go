@@ -125,7 +125,7 @@ func checkValue(dec *json.Decoder, t reflect.Type, path string) error {
 			return memberError(path, "a JSON array")
 		}
 		for i := 0; dec.More(); i++ {
-			if err := checkValue(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkElement(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}
@@ -200,11 +200,28 @@ func checkMap(dec *json.Decoder, t reflect.Type, path string) error {
 			return serializationf("Member '%s' has a duplicate key.", path)
 		}
 		seen[key] = true
-		if err := checkValue(dec, t.Elem(), path); err != nil {
+		if err := checkElement(dec, t.Elem(), path); err != nil {
 			return err
 		}
 	}
 	return closeDelim(dec)
+}
+
+// checkElement checks one element of an array or one value of a map. Unlike
+// a member, an element cannot be null: null would decode to "" and pass as a
+// real value (an encryption context pair that was never sent), and AWS
+// rejects it with SerializationException.
+func checkElement(dec *json.Decoder, t reflect.Type, path string) error {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return serializationf("Request body is not valid JSON.")
+	}
+	if string(raw) == "null" {
+		return memberError(path, "free of null values")
+	}
+	inner := json.NewDecoder(bytes.NewReader(raw))
+	inner.UseNumber()
+	return checkValue(inner, t, path)
 }
 
 func memberName(dec *json.Decoder) (string, error) {
