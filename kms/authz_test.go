@@ -120,6 +120,11 @@ func TestKeyPolicyAllowsAndDenies(t *testing.T) {
 	if _, err := e.svc.Decrypt(user, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: blue}); err != nil {
 		t.Fatalf("Decrypt: %v", err)
 	}
+	// Naming the key must not change the decision: the context-based Deny
+	// sees the request's context whether or not KeyId is given.
+	if _, err := e.svc.Decrypt(user, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: blue, KeyId: ptr(md.Arn)}); err != nil {
+		t.Fatalf("Decrypt with KeyId: %v", err)
+	}
 	_, err = e.svc.Encrypt(user, &kms.EncryptInput{KeyId: ptr(md.KeyId), Plaintext: []byte("x"), EncryptionContext: map[string]string{"tenant": "red"}})
 	wantDenied(t, err, "with an explicit deny in a resource-based policy")
 	// The Root statement delegates the rest to identity policies; the user

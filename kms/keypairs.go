@@ -14,6 +14,8 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
 	"hsmkms/hsm"
+
+	"hsmkms/kms/policy"
 )
 
 // Data key pairs. Unlike a CMK, a data key pair is generated in the service
@@ -132,7 +134,9 @@ func (s *Service) generateDataKeyPair(ctx context.Context, in *GenerateDataKeyPa
 	if err != nil {
 		return fail(err)
 	}
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, operation)
+	a := cryptoAccess(operation, in.EncryptionContext, in.GrantTokens, nil)
+	a.conds[policy.KeyDataKeyPairSpec] = []string{spec}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, a)
 	if err != nil {
 		return fail(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"hsmkms/hsm"
+
+	"hsmkms/kms/policy"
 )
 
 // macRequest is what GenerateMac and VerifyMac share after validation.
@@ -28,7 +30,10 @@ func (s *Service) prepareMac(ctx context.Context, operation string, keyID *strin
 	if err != nil {
 		return macRequest{}, err
 	}
-	r, err := s.resolveKey(ctx, "keyId", keyID, keyOrAlias, operation)
+	a := forAction(operation)
+	a.grantTokens = grantTokens
+	a.conds = map[string][]string{policy.KeyMacAlgorithm: {alg}}
+	r, err := s.resolveKeyFor(ctx, "keyId", keyID, keyOrAlias, a)
 	if err != nil {
 		return macRequest{}, err
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"hsmkms/hsm"
+
+	"hsmkms/kms/policy"
 )
 
 // RSA encryption keys (RSA_* with ENCRYPT_DECRYPT). Ciphertexts are raw
@@ -147,12 +149,17 @@ func (s *Service) decryptAsymmetric(ctx context.Context, in *DecryptInput) (out 
 	if in.KeyId == nil {
 		return nil, false, nil
 	}
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "Decrypt")
+	// Authorization waits until the key's kind is known: a symmetric key
+	// is authorized by the symmetric path, with the encryption context.
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, access{skipAuthorization: true})
 	if err != nil {
 		return nil, true, err
 	}
 	if specTable[r.key.KeySpec].kind == kindSymmetric {
 		return nil, false, nil
+	}
+	if err := s.authorizeKey(ctx, r, asymmetricAccess("Decrypt", in.GrantTokens, in.EncryptionAlgorithm)); err != nil {
+		return nil, true, err
 	}
 	if err := checkUsable(r); err != nil {
 		return nil, true, err
@@ -183,11 +190,14 @@ func (s *Service) decryptAsymmetric(ctx context.Context, in *DecryptInput) (out 
 func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, dst resolved, ignoreCiphertext bool, openSource func() (opened, error)) (out *ReEncryptOutput, handled bool, err error) {
 	var src *resolved
 	if in.SourceKeyId != nil {
-		r, err := s.resolveKey(ctx, "sourceKeyId", in.SourceKeyId, keyOrAlias, "ReEncryptFrom")
+		r, err := s.resolveKeyFor(ctx, "sourceKeyId", in.SourceKeyId, keyOrAlias, access{skipAuthorization: true})
 		if err != nil {
 			return nil, true, err
 		}
 		if specTable[r.key.KeySpec].kind != kindSymmetric {
+			if err := s.authorizeKey(ctx, r, asymmetricAccess("ReEncryptFrom", in.GrantTokens, in.SourceEncryptionAlgorithm)); err != nil {
+				return nil, true, err
+			}
 			src = &r
 		}
 	}
@@ -258,4 +268,16 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 	}
 	out.CiphertextBlob, out.DestinationKeyMaterialId = blob, keyMaterialID(v.BackingID)
 	return out, true, nil
+}
+
+// asymmetricAccess is the access of an RSA encryption operation: no
+// encryption context, but the algorithm and grant tokens take part in
+// authorization.
+func asymmetricAccess(action string, grantTokens []string, algorithm *string) access {
+	a := forAction(action)
+	a.grantTokens = grantTokens
+	if algorithm != nil {
+		a.conds = map[string][]string{policy.KeyEncryptionAlgorithm: {*algorithm}}
+	}
+	return a
 }

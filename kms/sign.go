@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"hsmkms/hsm"
+
+	"hsmkms/kms/policy"
 )
 
 var messageTypes = []string{"RAW", "DIGEST", "EXTERNAL_MU"}
@@ -38,7 +40,10 @@ func (s *Service) prepareSign(ctx context.Context, operation string, keyID *stri
 	if err != nil {
 		return signRequest{}, err
 	}
-	r, err := s.resolveKey(ctx, "keyId", keyID, keyOrAlias, operation)
+	a := forAction(operation)
+	a.grantTokens = grantTokens
+	a.conds = map[string][]string{policy.KeySigningAlgorithm: {alg}, policy.KeyMessageType: {mt}}
+	r, err := s.resolveKeyFor(ctx, "keyId", keyID, keyOrAlias, a)
 	if err != nil {
 		return signRequest{}, err
 	}
