@@ -67,6 +67,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The PIN is in cfg now; the variable would otherwise stay readable in
+	// /proc/<pid>/environ and be inherited by every child process.
+	if err := os.Unsetenv(cfg.HSM.PINEnv); err != nil {
+		return fmt.Errorf("unset %s: %w", cfg.HSM.PINEnv, err)
+	}
 	log := newLogger(cfg.Log, stderr)
 	if *checkOnly {
 		fmt.Fprintln(stdout, "kmsd: configuration OK")

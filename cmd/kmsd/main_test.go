@@ -61,6 +61,9 @@ type server struct {
 	stdout, stderr *lockedBuffer
 	cancel         context.CancelFunc
 	done           chan error
+
+	// pinEnvAfterStart is $KMSD_HSM_PIN as run left it once serving.
+	pinEnvAfterStart string
 }
 
 // startKMSD runs kmsd in-process on 127.0.0.1:0 and waits until it has
@@ -71,12 +74,19 @@ func startKMSD(t *testing.T, extraArgs ...string) *server {
 	ctx, cancel := context.WithCancel(t.Context())
 	s := &server{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	args := append([]string{"-listen", "127.0.0.1:0", "-addr-file", addrFile}, extraArgs...)
+	pin, hadPIN := os.LookupEnv("KMSD_HSM_PIN")
 	go func() { s.done <- run(ctx, args, s.stdout, s.stderr) }()
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if b, err := os.ReadFile(addrFile); err == nil {
 			s.addr = strings.TrimSpace(string(b))
+			// run unsets the PIN variable; restarts in the same test
+			// need it back.
+			s.pinEnvAfterStart = os.Getenv("KMSD_HSM_PIN")
+			if hadPIN {
+				os.Setenv("KMSD_HSM_PIN", pin)
+			}
 			return s
 		}
 		select {
