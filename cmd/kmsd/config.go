@@ -90,6 +90,10 @@ type HTTPConfig struct {
 	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
 	// ShutdownTimeout bounds the graceful shutdown on SIGINT/SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// TLS serves HTTPS (tls.go). Without it, only a loopback listen
+	// address is accepted unless AllowPlaintext is set.
+	TLS            TLSConfig `yaml:"tls"`
+	AllowPlaintext bool      `yaml:"allow_plaintext"`
 }
 
 // AdvancedConfig holds nonce-safety knobs. Leave them at 0 (the service
@@ -151,6 +155,8 @@ var envOverrides = []struct {
 	{"KMSD_HSM_PIN_FILE", func(c *Config, v string) { c.HSM.PINFile = v }},
 	{"KMSD_LOG_LEVEL", func(c *Config, v string) { c.Log.Level = v }},
 	{"KMSD_LOG_FORMAT", func(c *Config, v string) { c.Log.Format = v }},
+	{"KMSD_TLS_CERT_FILE", func(c *Config, v string) { c.HTTP.TLS.CertFile = v }},
+	{"KMSD_TLS_KEY_FILE", func(c *Config, v string) { c.HTTP.TLS.KeyFile = v }},
 }
 
 // loadOptions are the inputs of loadConfig, so tests need no real process
@@ -206,6 +212,7 @@ func loadConfig(opt loadOptions) (Config, error) {
 
 	errs := decodeErrs
 	errs = append(errs, cfg.validate()...)
+	errs = append(errs, cfg.validateTLS()...)
 	if err := cfg.resolveModule(opt.modules, opt.statFile); err != nil {
 		errs = append(errs, err)
 	}

@@ -100,6 +100,7 @@ log:
   format: json
 http:
   max_body_bytes: 1048576
+  allow_plaintext: true
   read_timeout: 5s
   max_header_bytes: 4096
   shutdown_timeout: 3s

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -102,6 +104,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer log.Info("stopped") // deferred first, so logged after everything closed
 	defer ln.Close()
 	endpoint := endpointURL(ln.Addr())
+	if cfg.HTTP.TLS.enabled() {
+		tlsCfg, err := loadServerTLS(cfg.HTTP.TLS) // tls.go
+		if err != nil {
+			return fmt.Errorf("http.tls: %w", err)
+		}
+		ln = tls.NewListener(ln, tlsCfg)
+		endpoint = "https" + strings.TrimPrefix(endpoint, "http")
+	}
 
 	dev, err := hsm.Open(ctx, hsm.Config{
 		ModulePath: cfg.HSM.Module,

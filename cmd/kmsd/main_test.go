@@ -47,7 +47,7 @@ func kmsdEnv(t *testing.T, set map[string]string) {
 	for _, k := range []string{
 		"KMSD_CONFIG", "KMSD_LISTEN", "KMSD_REGION", "KMSD_DATABASE", "KMSD_CREDENTIALS_FILE",
 		"KMSD_HSM_MODULE", "KMSD_HSM_TOKEN_LABEL", "KMSD_HSM_PIN_FILE", "KMSD_HSM_PIN",
-		"KMSD_LOG_LEVEL", "KMSD_LOG_FORMAT",
+		"KMSD_LOG_LEVEL", "KMSD_LOG_FORMAT", "KMSD_TLS_CERT_FILE", "KMSD_TLS_KEY_FILE",
 		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
 		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_REGION", "AWS_DEFAULT_REGION",
 	} {
@@ -276,6 +276,7 @@ func TestRunRefusesBadStarts(t *testing.T) {
 		{
 			name: "port in use or bad address",
 			env:  map[string]string{"KMSD_HSM_MODULE": mod, "KMSD_HSM_PIN": "1", "KMSD_DATABASE": "DIR/kms.db", "KMSD_CREDENTIALS_FILE": "DIR/creds"},
+			yaml: "http:\n  allow_plaintext: true\n",
 			args: []string{"-listen", "192.0.2.1:1"}, // TEST-NET-1: not a local address
 			want: []string{"listen tcp 192.0.2.1:1"},
 		},
