@@ -30,7 +30,7 @@ func (d *PKCS11) run(ctx context.Context, op func(s pkcs11.SessionHandle) error)
 			return perr
 		}
 		gen := d.gen.Load()
-		err = op(s.h)
+		err = d.callOp(s, op) // panic.go: a panic gives the slot back
 		switch {
 		case err == nil:
 			d.pool.put(s)
