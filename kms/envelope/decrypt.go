@@ -185,6 +185,7 @@ func pipeFrames(ctx context.Context, fr *format.FrameReader, aead cipher.AEAD, m
 		free <- &batch{}
 	}
 	done := make(chan error, 1)
+	failed := make(chan struct{}) // closed by stage 2 on its first error, so stage 1 stops early
 	var plainTotal int64
 	go func() {
 		var err error
@@ -208,6 +209,9 @@ func pipeFrames(ctx context.Context, fr *format.FrameReader, aead cipher.AEAD, m
 						plainTotal += int64(len(pt))
 					}
 				}
+				if err != nil {
+					close(failed)
+				}
 			}
 			free <- b
 		}
@@ -230,8 +234,7 @@ func pipeFrames(ctx context.Context, fr *format.FrameReader, aead cipher.AEAD, m
 		var b *batch
 		select {
 		case b = <-free:
-		case err := <-done:
-			done <- err
+		case <-failed:
 			return finish(nil)
 		}
 		b.buf, b.frames = b.buf[:0], b.frames[:0]

@@ -129,6 +129,7 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 		free <- &batch{}
 	}
 	werr := make(chan error, 1)
+	failed := make(chan struct{}) // closed by stage 2 on its first error, so stage 1 stops early
 	var written int64
 	go func() {
 		var err error
@@ -140,6 +141,9 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 				var n int
 				n, err = dst.Write(b.buf)
 				written += int64(n)
+				if err != nil {
+					close(failed)
+				}
 			}
 			free <- b
 		}
@@ -151,8 +155,7 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 			bt.buf = append(bt.buf[:0], b...)
 			work <- bt
 			return true
-		case err := <-werr:
-			werr <- err
+		case <-failed:
 			return false
 		}
 	}
@@ -160,7 +163,7 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 		if !send(head) {
 			return nil
 		}
-		return c.encryptFrames(ctx, src, aead, h.MessageID, frameLen, length, info, free, work, werr)
+		return c.encryptFrames(ctx, src, aead, h.MessageID, frameLen, length, info, free, work, failed)
 	}()
 	close(work)
 	wErr := <-werr
@@ -186,7 +189,7 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 }
 
 // encryptFrames is stage 1 of Encrypt.
-func (c *Client) encryptFrames(ctx context.Context, src io.Reader, aead cipher.AEAD, messageID []byte, frameLen int, declared int64, info *MessageInfo, free, work chan *batch, werr chan error) error {
+func (c *Client) encryptFrames(ctx context.Context, src io.Reader, aead cipher.AEAD, messageID []byte, frameLen int, declared int64, info *MessageInfo, free, work chan *batch, failed <-chan struct{}) error {
 	br := bufio.NewReaderSize(src, max(64<<10, min(frameLen, 1<<20)))
 	perBatch := max(1, batchBytes/frameLen)
 	plain := make([]byte, frameLen)
@@ -200,8 +203,7 @@ func (c *Client) encryptFrames(ctx context.Context, src io.Reader, aead cipher.A
 		var b *batch
 		select {
 		case b = <-free:
-		case err := <-werr:
-			werr <- err
+		case <-failed:
 			return nil // the writer failed; Encrypt reports its error
 		}
 		b.buf = b.buf[:0]

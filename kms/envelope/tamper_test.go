@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"testing"
 
@@ -209,5 +210,37 @@ func TestUnsafeStreamingSaysSo(t *testing.T) {
 	out.Reset()
 	if _, err := c.Decrypt(t.Context(), &out, bytes.NewReader(msg), envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrBadSignature) || out.Len() != 0 {
 		t.Fatalf("default: %v, %d bytes out", err, out.Len())
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestFailFast: a tampered early frame stops the reading stage, instead of
+// reading (and hashing) the rest of a large message first.
+func TestFailFast(t *testing.T) {
+	t.Parallel()
+	kms := fakekms.New()
+	c := envelope.NewKMS(kms, kms.CreateKey(""))
+	for _, s := range []*format.Suite{format.AES256HKDFSHA512CommitKey, format.AES256HKDFSHA512CommitKeyECDSAP384} {
+		msg := encrypt(t, c, make([]byte, 16<<20), envelope.EncryptOptions{Suite: s})
+		l := parseLayout(t, msg)
+		msg[l.headerEnd+100] ^= 1
+		cr := &countReader{r: bytes.NewReader(msg)}
+		var out bytes.Buffer
+		if _, err := c.Decrypt(t.Context(), &out, cr, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrTamperedBody) || out.Len() != 0 {
+			t.Fatalf("%s: %v, %d bytes out", s.Name, err, out.Len())
+		}
+		if cr.n > len(msg)/4 {
+			t.Fatalf("%s: read %d of %d bytes after the first frame failed", s.Name, cr.n, len(msg))
+		}
 	}
 }
