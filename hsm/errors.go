@@ -53,12 +53,11 @@ func isStaleHandle(err error) bool {
 }
 
 // isDecryptAuthFailure reports C_Decrypt results that mean "this ciphertext
-// does not authenticate". SoftHSM 2.6.1 reports a GCM tag mismatch as
-// CKR_GENERAL_ERROR (fixed upstream only after 2.6.1), so on decrypt that code
-// cannot be told apart from a broken token; it is mapped to ErrAuthFailed.
+// does not authenticate" on every module. CKR_GENERAL_ERROR counts only on
+// modules known to report a tag mismatch that way: see
+// (*PKCS11).decryptRejected.
 func isDecryptAuthFailure(err error) bool {
 	return isCKR(err,
-		pkcs11.CKR_GENERAL_ERROR,
 		pkcs11.CKR_ENCRYPTED_DATA_INVALID,
 		pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE,
 	)

@@ -27,3 +27,14 @@ func RawGenerate(ctx context.Context, d *PKCS11, id []byte) error {
 		return err
 	})
 }
+
+// GeneralErrorIsAuth reports what the Open-time probe found.
+func GeneralErrorIsAuth(d *PKCS11) bool { return d.generalErrorIsAuth.Load() }
+
+// SetGeneralErrorIsAuth pretends the probe found otherwise (a conforming
+// module).
+func SetGeneralErrorIsAuth(d *PKCS11, v bool) { d.generalErrorIsAuth.Store(v) }
+
+// DecryptRejected reports whether C_Decrypt failing with rv counts as a
+// rejected ciphertext.
+func DecryptRejected(d *PKCS11, rv uint) bool { return d.decryptRejected(pkcs11.Error(rv)) }

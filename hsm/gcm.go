@@ -63,7 +63,7 @@ func (d *PKCS11) DecryptGCM(ctx context.Context, id, iv, ciphertext, aad []byte)
 		}
 		var err error
 		if out, err = d.mod.ctx.Decrypt(s, ciphertext); err != nil {
-			if isDecryptAuthFailure(err) {
+			if d.decryptRejected(err) {
 				return fmt.Errorf("%w: %w", ErrAuthFailed, callError("C_Decrypt", err))
 			}
 			return callError("C_Decrypt", err)

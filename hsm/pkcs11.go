@@ -41,6 +41,9 @@ type PKCS11 struct {
 	gen atomic.Uint64
 
 	findCalls atomic.Uint64
+	// generalErrorIsAuth: the module reports a GCM tag mismatch as
+	// CKR_GENERAL_ERROR (decryptquirk.go, probed at Open).
+	generalErrorIsAuth atomic.Bool
 
 	asym asymState
 
@@ -104,6 +107,7 @@ func (d *PKCS11) start(ctx context.Context) error {
 		return fmt.Errorf("hsm: building the key index: %w", err)
 	}
 	d.index.replace(handles)
+	d.probeDecryptQuirk(d.anchor)
 	if err := d.pool.fill(); err != nil {
 		return fmt.Errorf("%w: filling the session pool: %w", ErrUnavailable, err)
 	}

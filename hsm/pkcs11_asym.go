@@ -465,7 +465,7 @@ func (d *PKCS11) decryptNativeOAEP(ctx context.Context, id []byte, h crypto.Hash
 		}
 		var err error
 		if out, err = d.mod.ctx.Decrypt(s, ciphertext); err != nil {
-			if isDecryptAuthFailure(err) || isCKR(err, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_DATA_INVALID) {
+			if d.decryptRejected(err) || isCKR(err, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_DATA_INVALID) {
 				return fmt.Errorf("%w: %w", ErrDecryptFailed, callError("C_Decrypt", err))
 			}
 			return callError("C_Decrypt", err)
@@ -493,7 +493,7 @@ func (d *PKCS11) decryptFallbackOAEP(ctx context.Context, id []byte, h crypto.Ha
 		}
 		em, err := d.mod.ctx.Decrypt(s, ciphertext)
 		if err != nil {
-			if isDecryptAuthFailure(err) || isCKR(err, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_DATA_INVALID) {
+			if d.decryptRejected(err) || isCKR(err, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_DATA_INVALID) {
 				// c >= n: rejected before any secret is involved.
 				return fmt.Errorf("%w: %w", ErrDecryptFailed, callError("C_Decrypt", err))
 			}
