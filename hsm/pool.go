@@ -28,6 +28,10 @@ type sessionPool struct {
 	open  func() (pkcs11.SessionHandle, error)
 	close func(pkcs11.SessionHandle)
 	alive func(pkcs11.SessionHandle) bool
+	// waits and waitNanos count borrowers that found no free session and
+	// how long they waited (metrics, stats.go).
+	waits     atomic.Uint64
+	waitNanos atomic.Int64
 }
 
 type pooledSession struct {
@@ -84,6 +88,8 @@ func (p *sessionPool) get(ctx context.Context) (pooledSession, error) {
 	select {
 	case s = <-p.slots:
 	default:
+		waitStart := time.Now()
+		defer func() { p.waits.Add(1); p.waitNanos.Add(int64(time.Since(waitStart))) }()
 		timer := time.NewTimer(p.wait)
 		defer timer.Stop()
 		select {

@@ -22,10 +22,15 @@ func op[In, Out any](call func(context.Context, *In) (*Out, error)) handlerFunc 
 		if err != nil {
 			return nil, err
 		}
+		ctx, err = beforeCall(ctx, in) // audit record, quotas (observe.go)
+		if err != nil {
+			return nil, err
+		}
 		out, err := call(ctx, in)
 		if err != nil {
 			return nil, err
 		}
+		afterCall(ctx, out)
 		if out == nil {
 			return nil, kms.Internal(errors.New("operation returned neither a result nor an error"))
 		}

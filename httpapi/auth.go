@@ -28,6 +28,7 @@ func (s *server) authenticate(ctx context.Context, r *http.Request, st *requestS
 func (s *server) withCaller(ctx context.Context, r *http.Request, st *requestState, res sigv4.Result) context.Context {
 	p := principalOf(res.Key)
 	st.principal = p.ARN
+	notePrincipal(ctx, p) // for the audit event (observe.go)
 	ctx = kms.WithRequestInfo(ctx, kms.RequestInfo{
 		SourceIP:        sourceIP(r),
 		SecureTransport: r.TLS != nil,

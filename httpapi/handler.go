@@ -14,6 +14,9 @@ import (
 
 	"hsmkms/httpapi/sigv4"
 	"hsmkms/kms"
+	"hsmkms/kms/audit"
+	"hsmkms/kms/quota"
+	"hsmkms/metrics"
 )
 
 // DefaultMaxBodyBytes bounds a request body. The largest KMS request
@@ -48,6 +51,16 @@ type Config struct {
 	// Ready reports whether the server can serve (GET /readyz); defaults to
 	// Service.Health.
 	Ready func(context.Context) error
+
+	// Audit, AuditVerifier, Quotas and Metrics are the audit trail, the
+	// digest signature check, the request quotas and the metrics
+	// (observe.go); each may be nil. SeparateMetrics leaves GET /metrics
+	// off this handler (served on its own listener).
+	Audit           *audit.Log
+	AuditVerifier   audit.SignatureVerifier
+	Quotas          *quota.Limiter
+	Metrics         *metrics.Metrics
+	SeparateMetrics bool
 }
 
 // server is the state the handlers share; it never changes after
@@ -60,6 +73,9 @@ type server struct {
 	ready      func(context.Context) error
 	// identity serves the admin API and STS (admin.go, sts.go).
 	identity *identityAPI
+	// obs is the audit trail, quotas and metrics (observe.go).
+	obs             *observer
+	separateMetrics bool
 }
 
 // NewHandler returns the HTTP handler of the API: POST / for the KMS
@@ -95,7 +111,7 @@ func newServer(cfg Config) *server {
 	if cfg.Ready == nil {
 		cfg.Ready = cfg.Service.Health
 	}
-	return &server{
+	s := &server{
 		log:        cfg.Logger,
 		maxBody:    cfg.MaxBodyBytes,
 		operations: operationTable(cfg.Service),
@@ -107,7 +123,12 @@ func newServer(cfg Config) *server {
 		},
 		ready:    cfg.Ready,
 		identity: newIdentityAPI(cfg),
+		obs:      newObserver(cfg),
+
+		separateMetrics: cfg.SeparateMetrics,
 	}
+	s.obs.registerAdmin(s.identity.admin) // KmsAdmin.LookupEvents, VerifyAuditTrail (auditapi.go)
+	return s
 }
 
 // signingName is the SigV4 service name of KMS.
@@ -129,12 +150,14 @@ func (s *server) engine() *gin.Engine {
 	e.Use(
 		assignRequestID, // first, so every response carries x-amzn-RequestId
 		s.logRequest,    // outside recovery, so panics are logged with their 500
+		s.obs.observe,   // audit event committed before the response leaves; metrics
 		s.recoverPanic,  // a panic becomes KMSInternalException, never a crash
 		s.limitBody,     // reads the body once, bounded
 	)
 	e.POST("/", s.serveAPI)
 	e.GET("/healthz", s.serveHealthz)
 	e.GET("/readyz", s.serveReadyz)
+	s.obs.registerRoutes(e, s.separateMetrics) // GET /metrics
 	e.NoRoute(serveNotFound)
 	return e
 }

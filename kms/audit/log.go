@@ -1,0 +1,371 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	// Registers the "sqlite3" database/sql driver.
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// Mode says when Record returns.
+type Mode string
+
+const (
+	// Durable: Record returns once the event is committed and fsynced, so
+	// a response sent after it can never outlive its record. Concurrent
+	// events share one transaction and one fsync (group commit).
+	Durable Mode = "durable"
+	// Async: Record returns once the event is queued; a crash loses the
+	// events still queued (at most a few milliseconds' worth) and, with
+	// synchronous=NORMAL, the last commits before a power loss.
+	Async Mode = "async"
+	// Off: no audit trail at all.
+	Off Mode = "off"
+)
+
+// maxBatch bounds one group commit, so a backlog is written in chunks that
+// each release their waiters promptly.
+const maxBatch = 2048
+
+// queueSize bounds the events waiting for the writer; Record blocks (never
+// drops) when it is full.
+const queueSize = 8192
+
+// Options configure a Log.
+type Options struct {
+	Mode Mode
+	// OnCommit, if set, is called after every group commit with the number
+	// of events and the time the transaction took (metrics).
+	OnCommit func(events int, took time.Duration)
+}
+
+// Log is the audit trail: an append-only, hash-chained table of events in
+// its own SQLite file, written by one goroutine. One Log writes a file;
+// two processes must not share one audit file (their chains would fork).
+type Log struct {
+	mode  Mode
+	path  string
+	w     *sql.DB // the single writer connection
+	r     *sql.DB // readers (lookup, verify)
+	queue chan *pending
+	depth atomic.Int64
+	opts  Options
+
+	// mu orders Close against Record.
+	mu     sync.RWMutex
+	closed bool
+	done   chan struct{}
+	// writeMu serialises the event writer and the digest writer.
+	writeMu sync.Mutex
+	// head and next are the chain's state after the last commit; only the
+	// writer goroutine and digest/prune (under writeMu) use them.
+	head []byte
+	next int64
+}
+
+type pending struct {
+	body      []byte
+	eventTime int64
+	name      string
+	keys      string
+	principal string
+	errorCode string
+	account   string
+	done      chan error // nil in async mode
+}
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("audit: log closed")
+
+// genesis is the prev hash of the first event ever written.
+var genesis = make([]byte, sha256.Size)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	seq        INTEGER PRIMARY KEY,
+	event_time INTEGER NOT NULL,
+	event_name TEXT    NOT NULL,
+	key_arns   TEXT    NOT NULL,
+	principal  TEXT    NOT NULL,
+	error_code TEXT    NOT NULL,
+	account    TEXT    NOT NULL,
+	body       BLOB    NOT NULL,
+	prev_hash  BLOB    NOT NULL,
+	hash       BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(event_time);
+CREATE TABLE IF NOT EXISTS digests (
+	seq         INTEGER PRIMARY KEY,
+	created     INTEGER NOT NULL,
+	first_seq   INTEGER NOT NULL,
+	last_seq    INTEGER NOT NULL,
+	event_count INTEGER NOT NULL,
+	head_hash   BLOB    NOT NULL,
+	prev_digest BLOB    NOT NULL,
+	key_id      TEXT    NOT NULL,
+	signature   BLOB    NOT NULL,
+	hash        BLOB    NOT NULL
+);
+`
+
+// Open opens (creating if needed) the audit file at path and starts its
+// writer. Mode Off returns a nil *Log, on which Record is a no-op.
+func Open(ctx context.Context, path string, opts Options) (*Log, error) {
+	switch opts.Mode {
+	case Off:
+		return nil, nil
+	case "", Durable:
+		opts.Mode = Durable
+	case Async:
+	default:
+		return nil, fmt.Errorf("audit: unknown mode %q", opts.Mode)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	} else {
+		f.Close()
+	}
+	// synchronous=FULL makes every commit durable (one fsync of the WAL);
+	// async mode settles for NORMAL, which cannot corrupt the file but may
+	// lose the last commits on power loss.
+	sync := "FULL"
+	if opts.Mode == Async {
+		sync = "NORMAL"
+	}
+	base := "file:" + filepath.Clean(path) + "?_journal_mode=WAL&_busy_timeout=5000&_synchronous=" + sync
+	w, err := sql.Open("sqlite3", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("audit: schema of %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite3", base+"&_query_only=on")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	l := &Log{mode: opts.Mode, path: path, w: w, r: r, opts: opts,
+		queue: make(chan *pending, queueSize), done: make(chan struct{})}
+	if err := l.loadHead(ctx); err != nil {
+		l.w.Close()
+		l.r.Close()
+		return nil, err
+	}
+	go l.writer()
+	return l, nil
+}
+
+// loadHead reads the chain's last hash and sequence number.
+func (l *Log) loadHead(ctx context.Context) error {
+	var seq int64
+	var hash []byte
+	err := l.w.QueryRowContext(ctx, `SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// Empty table: continue after the last digest (everything may
+		// have been pruned), else from genesis.
+		err = l.w.QueryRowContext(ctx, `SELECT last_seq, head_hash FROM digests ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			l.head, l.next = genesis, 1
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("audit: read chain head: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("audit: read chain head: %w", err)
+	}
+	l.head, l.next = hash, seq+1
+	return nil
+}
+
+// Mode returns the log's mode (Off for a nil Log).
+func (l *Log) Mode() Mode {
+	if l == nil {
+		return Off
+	}
+	return l.mode
+}
+
+// QueueDepth is the number of events waiting for the writer.
+func (l *Log) QueueDepth() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.depth.Load())
+}
+
+// Ping checks that the audit file is writable (readiness).
+func (l *Log) Ping(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	// BEGIN IMMEDIATE takes the write lock: a read-only or full file,
+	// or another process holding the lock, fails here.
+	tx, err := l.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: database not writable: %w", err)
+	}
+	return tx.Rollback()
+}
+
+// chainHash is the hash of an event: it covers the previous event's hash
+// and the stored bytes of the event, so changing, removing, inserting or
+// reordering any event breaks the links after it.
+func chainHash(prev, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("kmsd-audit-event-v1\x00"))
+	h.Write(prev)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// Record stores ev. In durable mode it returns after the event's
+// transaction committed; in async mode after it was queued.
+func (l *Log) Record(ctx context.Context, ev *Event) error {
+	if l == nil {
+		return nil
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("audit: encode event: %w", err)
+	}
+	p := &pending{
+		body: body, eventTime: ev.Time().Unix(), name: ev.EventName, keys: ev.keyARNs(),
+		principal: ev.principal(), errorCode: ev.ErrorCode, account: ev.RecipientAccountID,
+	}
+	if l.mode == Durable {
+		p.done = make(chan error, 1)
+	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	l.depth.Add(1)
+	select {
+	case l.queue <- p:
+	case <-ctx.Done():
+		l.depth.Add(-1)
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	l.mu.RUnlock()
+	if p.done == nil {
+		return nil
+	}
+	// Not abandoned on ctx cancellation: the caller must not answer
+	// before knowing whether the record is on disk, and the commit takes
+	// milliseconds.
+	return <-p.done
+}
+
+// writer is the single goroutine that writes events: it takes everything
+// queued (up to maxBatch) into one transaction, so concurrent requests
+// share its commit and fsync.
+func (l *Log) writer() {
+	defer close(l.done)
+	batch := make([]*pending, 0, maxBatch)
+	for p := range l.queue {
+		batch = append(batch[:0], p)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case q, ok := <-l.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		err := l.commit(batch)
+		l.depth.Add(-int64(len(batch)))
+		for _, q := range batch {
+			if q.done != nil {
+				q.done <- err
+			}
+		}
+	}
+}
+
+func (l *Log) commit(batch []*pending) error {
+	start := time.Now()
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	// Never cancelled: a half-written batch is rolled back by SQLite, but
+	// an abandoned one would leave its waiters without an answer.
+	ctx := context.Background()
+	tx, err := l.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: begin: %w", err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events
+		(seq, event_time, event_name, key_arns, principal, error_code, account, body, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("audit: prepare: %w", err)
+	}
+	head, next := l.head, l.next
+	for _, p := range batch {
+		h := chainHash(head, p.body)
+		if _, err := stmt.ExecContext(ctx, next, p.eventTime, p.name, p.keys, p.principal, p.errorCode, p.account, p.body, head, h); err != nil {
+			_ = stmt.Close()
+			_ = tx.Rollback()
+			return fmt.Errorf("audit: insert: %w", err)
+		}
+		head, next = h, next+1
+	}
+	_ = stmt.Close()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit: commit: %w", err)
+	}
+	l.head, l.next = head, next
+	if l.opts.OnCommit != nil {
+		l.opts.OnCommit(len(batch), time.Since(start))
+	}
+	return nil
+}
+
+// Close stops accepting events, writes those queued and closes the file.
+func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.queue)
+	l.mu.Unlock()
+	<-l.done
+	return errors.Join(l.r.Close(), l.w.Close())
+}
+
+// Path returns the audit file's path.
+func (l *Log) Path() string { return l.path }
