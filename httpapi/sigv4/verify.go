@@ -76,6 +76,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 	if !slices.Contains(auth.SignedHeaders, "host") {
 		return res, incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
+	if err := checkSignedHeaders(r, auth.SignedHeaders); err != nil { // signedheaders.go
+		return res, err
+	}
 	if err := v.checkScope(auth, amzDate); err != nil {
 		return res, err
 	}
