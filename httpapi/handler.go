@@ -20,10 +20,10 @@ import (
 )
 
 // DefaultMaxBodyBytes bounds a request body. The largest KMS request
-// members are a few KiB (4 KiB plaintext, 6 KiB ciphertext, 32 KiB
-// policies), so this leaves ample room while capping what one request can
-// make the server buffer.
-const DefaultMaxBodyBytes = 512 << 10
+// members are a few KiB (4 KiB plaintext, 6 KiB ciphertext), so this leaves
+// ample room while capping what one unauthenticated request can make the
+// server buffer; the policy operations get PolicyMaxBodyBytes (bodylimit.go).
+const DefaultMaxBodyBytes = 64 << 10
 
 // CredentialSource finds the access key that signed a request. Unknown or
 // inactive ids return an error wrapping kms.ErrStoreNotFound (or an inactive

@@ -130,11 +130,18 @@ func (s *server) recoverPanic(c *gin.Context) {
 // SigV4 hashes it and the decoder parses it, so it is read once here and
 // an oversized request is refused before any other work.
 func (s *server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.maxBody {
+	if c.Request.Method != http.MethodPost {
+		// GET /healthz, /readyz, /metrics take no body: none is read
+		// (bodylimit.go).
+		c.Next()
+		return
+	}
+	limit := s.bodyLimit(c.GetHeader("X-Amz-Target")) // bodylimit.go
+	if c.Request.ContentLength > limit {
 		fail(c, tooLarge())
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			fail(c, tooLarge())
