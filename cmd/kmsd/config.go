@@ -47,6 +47,12 @@ type Config struct {
 	Log      LogConfig      `yaml:"log"`
 	HTTP     HTTPConfig     `yaml:"http"`
 	Advanced AdvancedConfig `yaml:"advanced"`
+
+	// Audit trail, request quotas, metrics and health listener
+	// (config_observe.go).
+	Audit   AuditConfig   `yaml:"audit"`
+	Quotas  *QuotaConfig  `yaml:"quotas"`
+	Metrics MetricsConfig `yaml:"metrics"`
 }
 
 // HSMConfig selects the PKCS#11 module and token.
@@ -331,6 +337,7 @@ func (c *Config) validate() []error {
 		bad("advanced.reserve_block (%d) must not exceed advanced.invocation_bound (%d)",
 			c.Advanced.ReserveBlock, c.Advanced.InvocationBound)
 	}
+	errs = append(errs, c.validateObservability()...)
 	return errs
 }
 

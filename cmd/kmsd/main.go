@@ -133,9 +133,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeLogged(log, "database", store.Close)
 
+	obs, err := openObservability(ctx, cfg, log, store) // audit trail, quotas, metrics (observe.go)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(log, "audit trail", obs.close) // after the workers stop, before the store closes
+
 	svc, err := kms.New(kms.Config{
 		Region:          cfg.Region,
-		Device:          dev,
+		Device:          obs.device(dev), // timed per mechanism for /metrics
 		Store:           store,
 		Logger:          log.With("component", "kms"),
 		Now:             clockFrom(ctx), // time.Now except in tests (clock.go)
@@ -159,8 +165,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if err := obs.start(ctx, svc); err != nil {
+		return err
+	}
+
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	var worker sync.WaitGroup
+	worker.Go(func() { obs.runMaintenance(workerCtx, clockFrom(ctx)) }) // audit digests, retention
 	worker.Go(func() { svc.RunDeletionWorker(workerCtx, time.Duration(cfg.DeletionCheckInterval)) })
 	worker.Go(func() { svc.RunRotationScheduler(workerCtx, time.Duration(cfg.RotationCheckInterval)) })
 	defer func() { stopWorker(); worker.Wait() }() // before the store and HSM close
@@ -174,7 +185,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			Service:      svc,
 			Logger:       log.With("component", "http"),
 			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-			Ready:        svc.Health,
+			Ready:        obs.ready(svc),
+
+			Audit:           obs.audit,
+			AuditVerifier:   obs.verifier(),
+			Quotas:          obs.quotas,
+			Metrics:         obs.metrics,
+			SeparateMetrics: cfg.Metrics.Listen != "",
 		}),
 		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
@@ -186,6 +203,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if addr, err := obs.serveHealth(svc); err != nil {
+		_ = srv.Close()
+		return err
+	} else if addr != "" {
+		log.Info("serving /metrics, /healthz and /readyz", "addr", addr)
+	}
 
 	if *addrFile != "" {
 		if err := writeFileAtomic(*addrFile, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
