@@ -39,6 +39,8 @@ type PKCS11 struct {
 	// that saw a fault in generation g skips recovery if g is already past,
 	// so concurrent failures cause one recovery, not a stampede.
 	gen atomic.Uint64
+	// rec runs recoveries detached from the callers (recoverasync.go).
+	rec recoveryState
 
 	findCalls atomic.Uint64
 	// generalErrorIsAuth: the module reports a GCM tag mismatch as
@@ -177,7 +179,7 @@ func (d *PKCS11) Health(ctx context.Context) error {
 		return err
 	}
 	d.anchorMu.Lock()
-	ok := d.anchorLoggedIn()
+	ok := d.anchorLoggedIn() && !d.rec.indexDirty.Load()
 	gen := d.gen.Load()
 	d.anchorMu.Unlock()
 	if ok {

@@ -59,19 +59,25 @@ func (d *PKCS11) run(ctx context.Context, op func(s pkcs11.SessionHandle) error)
 	return fmt.Errorf("%w: still failing after recovery: %w", ErrUnavailable, err)
 }
 
-// recover restores the anchor session and the login if they are gone, then
-// rebuilds the key index, because every private handle died with the login.
-// seenGen is the generation in which the caller saw its fault: if another
-// goroutine has recovered since, there is nothing left to do. anchorMu makes
-// recoveries run one at a time.
-func (d *PKCS11) recover(ctx context.Context, seenGen uint64) error {
+// recoverNow restores the anchor session and the login if they are gone,
+// then rebuilds the key index, because every private handle died with the
+// login. seenGen is the generation in which the caller saw its fault: if
+// another goroutine has recovered since, there is nothing left to do, unless
+// that recovery could not rebuild the index (indexDirty), which is then
+// retried. anchorMu makes recoveries run one at a time. It runs detached
+// from any request (recover, recoverasync.go).
+func (d *PKCS11) recoverNow(ctx context.Context, seenGen uint64) error {
 	d.anchorMu.Lock()
 	defer d.anchorMu.Unlock()
-	if d.gen.Load() != seenGen || d.anchorLoggedIn() {
+	dirty := d.rec.indexDirty.Load()
+	if !dirty && (d.gen.Load() != seenGen || d.anchorLoggedIn()) {
 		return nil
 	}
 	if !d.loggedIn {
 		return ErrClosed
+	}
+	if d.anchorLoggedIn() {
+		return d.rebuildIndex(ctx, time.Now())
 	}
 	start := time.Now()
 	d.log.Warn("hsm: login lost; re-opening the anchor session and rebuilding the key index", "token", d.cfg.TokenLabel)
@@ -99,17 +105,28 @@ func (d *PKCS11) recover(ctx context.Context, seenGen uint64) error {
 		return err
 	}
 	d.anchor = anchor
-	// Every pool session from before this point is suspect.
+	// Every pool session from before this point is suspect, and every
+	// handle in the index is dead: until the rebuild succeeds the index is
+	// empty (every key falls back to a targeted lookup) and marked dirty,
+	// so that the next Health or fault retries the rebuild.
 	d.gen.Add(1)
-	handles, err := d.buildIndex(ctx, anchor)
+	d.rec.indexDirty.Store(true)
+	d.index.replace(map[string]pkcs11.ObjectHandle{})
+	return d.rebuildIndex(ctx, start)
+}
+
+// rebuildIndex replaces the index with a fresh scan and clears the dirty
+// mark; on failure the mark stays. Call with anchorMu held and the anchor
+// logged in.
+func (d *PKCS11) rebuildIndex(ctx context.Context, start time.Time) error {
+	handles, err := d.buildIndex(ctx, d.anchor)
 	if err != nil {
-		// The old handles are all dead; an empty index at least makes
-		// every key fall back to a targeted lookup.
-		d.index.replace(map[string]pkcs11.ObjectHandle{})
+		d.log.Error("hsm: rebuilding the key index failed; will retry", "token", d.cfg.TokenLabel, "err", err)
 		return fmt.Errorf("hsm: rebuilding the key index: %w", err)
 	}
 	keys := len(handles)
 	d.index.replace(handles)
+	d.rec.indexDirty.Store(false)
 	d.log.Info("hsm: recovered", "token", d.cfg.TokenLabel, "keys", keys, "duration", time.Since(start))
 	return nil
 }
