@@ -38,3 +38,32 @@ func SetGeneralErrorIsAuth(d *PKCS11, v bool) { d.generalErrorIsAuth.Store(v) }
 // DecryptRejected reports whether C_Decrypt failing with rv counts as a
 // rejected ciphertext.
 func DecryptRejected(d *PKCS11, rv uint) bool { return d.decryptRejected(pkcs11.Error(rv)) }
+
+// CreateWithLostReply creates an AES key with CKA_ID id through runCreate,
+// the way GenerateAESKey does, but the first attempt reports
+// CKR_DEVICE_ERROR after the object was made (a reply lost to a session
+// fault), so run retries.
+func CreateWithLostReply(ctx context.Context, d *PKCS11, id []byte) error {
+	attempt := 0
+	return d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error {
+		attempt++
+		if _, err := d.mod.ctx.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, aesKeyTemplate(id, "lost-reply")); err != nil {
+			return err
+		}
+		if attempt == 1 {
+			return callError("C_GenerateKey", pkcs11.Error(pkcs11.CKR_DEVICE_ERROR))
+		}
+		return nil
+	})
+}
+
+// CountObjects counts the token objects with CKA_ID id.
+func CountObjects(ctx context.Context, d *PKCS11, id []byte) (int, error) {
+	n := 0
+	err := d.run(ctx, func(s pkcs11.SessionHandle) error {
+		hs, err := d.findObjects(ctx, s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_ID, id)})
+		n = len(hs)
+		return err
+	})
+	return n, err
+}

@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/miekg/pkcs11"
 )
@@ -142,19 +143,29 @@ func (d *PKCS11) buildIndex(ctx context.Context, s pkcs11.SessionHandle) (map[st
 		return nil, err
 	}
 	handles := make(map[string]pkcs11.ObjectHandle, len(objects))
+	dups := map[string]bool{}
 	for _, o := range objects {
-		if o.class == pkcs11.CKO_PUBLIC_KEY {
-			handles[string(publicIndexKey(o.id))] = o.handle
+		key := string(o.id)
+		switch o.class {
+		case pkcs11.CKO_PUBLIC_KEY:
+			key = string(publicIndexKey(o.id))
+		case pkcs11.CKO_SECRET_KEY, pkcs11.CKO_PRIVATE_KEY:
+		default:
 			continue
 		}
-		if o.class != pkcs11.CKO_SECRET_KEY && o.class != pkcs11.CKO_PRIVATE_KEY {
+		if _, dup := handles[key]; dup {
+			dups[key] = true
 			continue
 		}
-		if _, dup := handles[string(o.id)]; dup {
-			d.log.Warn("hsm: several secret keys share one backing id; using the first", "id", hexID(o.id))
-			continue
-		}
-		handles[string(o.id)] = o.handle
+		handles[key] = o.handle
+	}
+	// Never pick one of several objects with one id (the one that made a
+	// given ciphertext is unknown, and scan order may change): leave the
+	// id out of the index, so every use goes to lookupKey, which refuses
+	// it with ErrAmbiguousKey (create.go).
+	for key := range dups {
+		delete(handles, key)
+		d.log.Error("hsm: several key objects share one backing id; the key is unavailable until an operator removes the wrong one", "token", d.cfg.TokenLabel, "id", hexID([]byte(key)))
 	}
 	return handles, nil
 }
@@ -170,10 +181,18 @@ func (d *PKCS11) lookupKey(ctx context.Context, s pkcs11.SessionHandle, id []byt
 	if err != nil {
 		return 0, err
 	}
+	var found []pkcs11.ObjectHandle
 	for _, o := range objects {
 		if o.class == pkcs11.CKO_SECRET_KEY || o.class == pkcs11.CKO_PRIVATE_KEY {
-			return o.handle, nil
+			found = append(found, o.handle)
 		}
 	}
-	return 0, ErrKeyNotFound
+	switch len(found) {
+	case 0:
+		return 0, ErrKeyNotFound
+	case 1:
+		return found[0], nil
+	}
+	d.log.Error("hsm: several key objects share one backing id; the key is unavailable until an operator removes the wrong one", "token", d.cfg.TokenLabel, "id", hexID(id), "objects", len(found))
+	return 0, fmt.Errorf("%w: %s (%d objects)", ErrAmbiguousKey, hexID(id), len(found))
 }

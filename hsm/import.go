@@ -130,7 +130,7 @@ func (d *PKCS11) GenerateWrappingKey(ctx context.Context, id []byte, label strin
 	}
 	defer d.index.release(id)
 	var spki []byte
-	err := d.run(ctx, func(s pkcs11.SessionHandle) error {
+	err := d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error { // create.go: no duplicate on retry
 		pub, _, err := d.mod.ctx.GenerateKeyPair(s,
 			[]*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)},
 			[]*pkcs11.Attribute{
@@ -392,7 +392,7 @@ func (d *PKCS11) UnwrapAESKey(ctx context.Context, wrappingID []byte, alg WrapAl
 		kcv []byte
 		key pkcs11.ObjectHandle
 	)
-	err = d.run(ctx, func(s pkcs11.SessionHandle) error {
+	err = d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error { // create.go: no duplicate on retry
 		wk, err := d.wrappingKeyHandle(ctx, s, wrappingID)
 		if err != nil {
 			return err

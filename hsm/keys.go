@@ -46,7 +46,7 @@ func (d *PKCS11) GenerateAESKey(ctx context.Context, id []byte, label string) er
 	}
 	defer d.index.release(id)
 	var h pkcs11.ObjectHandle
-	err := d.run(ctx, func(s pkcs11.SessionHandle) error {
+	err := d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error { // create.go
 		var err error
 		h, err = d.mod.ctx.GenerateKey(s,
 			[]*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)},
@@ -124,7 +124,7 @@ func (d *PKCS11) keyHandle(ctx context.Context, s pkcs11.SessionHandle, id []byt
 		return 0, fmt.Errorf("%w: empty id", ErrKeyNotFound)
 	}
 	h, err := d.lookupKey(ctx, s, id)
-	if errors.Is(err, ErrKeyNotFound) {
+	if errors.Is(err, ErrKeyNotFound) && !isAmbiguous(err) {
 		return 0, fmt.Errorf("%w: %s", ErrKeyNotFound, hexID(id))
 	}
 	if err != nil {

@@ -150,7 +150,7 @@ func (d *PKCS11) generatePair(ctx context.Context, id []byte, mech uint, pubTemp
 	}
 	defer d.index.release(id)
 	var spki []byte
-	err := d.run(ctx, func(s pkcs11.SessionHandle) error {
+	err := d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error { // create.go: no duplicate on retry
 		pub, priv, err := d.mod.ctx.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubTemplate, privTemplate)
 		if err != nil {
 			return callError("C_GenerateKeyPair", err)
@@ -188,7 +188,7 @@ func (d *PKCS11) GenerateHMACKey(ctx context.Context, id []byte, label string, s
 		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false))
-	return d.run(ctx, func(s pkcs11.SessionHandle) error {
+	return d.runCreate(ctx, id, func(s pkcs11.SessionHandle) error { // create.go: no duplicate on retry
 		h, err := d.mod.ctx.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, template)
 		if err != nil {
 			return callError("C_GenerateKey", err)

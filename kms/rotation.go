@@ -77,7 +77,7 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 		return key, err
 	}
 	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, v.Version)); err != nil {
-		_ = s.store.SetVersionState(context.WithoutCancel(ctx), key.ID, v.Version, VersionDestroyed)
+		s.abandonVersion(ctx, v) // abandonversion.go: destroyed in the token too
 		return key, err
 	}
 	if err := injectRotationFault("object"); err != nil {

@@ -1,0 +1,27 @@
+package kms
+
+import (
+	"context"
+	"errors"
+
+	"hsmkms/hsm"
+)
+
+// abandonVersion settles a new version whose token object could not be
+// made. A failed creation may still have left an object in the token (the
+// module made it, then the session failed), so the version is destroyed in
+// the token like abandonCreate does, not only marked Destroyed: a leftover
+// object with that id would be an orphan, and a duplicate if the id were
+// ever reused. If the destroy fails too, the version stays Destroying and
+// Reconcile finishes it.
+func (s *Service) abandonVersion(ctx context.Context, v KeyVersion) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+		s.log.WarnContext(ctx, "abandoned version: destroying token object failed; the reconciler will retry", "key_id", v.KeyID, "version", v.Version, "err", err)
+		_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying)
+		return
+	}
+	if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
+		s.log.WarnContext(ctx, "abandoned version: marking destroyed failed", "key_id", v.KeyID, "version", v.Version, "err", err)
+	}
+}
