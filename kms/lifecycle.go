@@ -152,6 +152,9 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, v := range creating {
+		if s.youngIntent(v.CreatedAt) { // may be in flight in another kmsd (reconcile_cas.go)
+			continue
+		}
 		key, err := s.store.GetKey(ctx, v.KeyID)
 		if err != nil {
 			return rep, fmt.Errorf("key %s: %w", v.KeyID, err)
@@ -163,11 +166,14 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			rep.CompletedCreates++
 			continue
 		}
-		if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
+		if err := s.store.SetVersionStateIf(ctx, v.KeyID, v.Version, VersionCreating, VersionDestroyed); err != nil {
+			if ignoreSettled(err) == nil {
+				continue // its creator committed it meanwhile
+			}
 			return rep, err
 		}
 		if key.State == StateCreating {
-			if _, err := s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error { k.State = StateDeleted; return nil }); err != nil {
+			if _, err := s.store.UpdateKey(ctx, key.ID, tombstoneCreating); ignoreSettled(err) != nil {
 				return rep, err
 			}
 		}
@@ -181,15 +187,17 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, k := range stuck {
-		state := StateDeleted
-		if k.CurrentVersion > 0 {
-			state = StateEnabled
-			rep.CompletedCreates++
-		} else {
-			rep.AbandonedCreates++
+		if s.youngIntent(k.CreatedAt) {
+			continue
 		}
-		if _, err := s.store.UpdateKey(ctx, k.ID, func(r *KeyRecord) error { r.State = state; return nil }); err != nil {
+		r, err := s.store.UpdateKey(ctx, k.ID, settleStuck)
+		if err := ignoreSettled(err); err != nil {
 			return rep, err
+		}
+		if err == nil && r.State == StateEnabled {
+			rep.CompletedCreates++
+		} else if err == nil {
+			rep.AbandonedCreates++
 		}
 	}
 
@@ -206,7 +214,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	for _, v := range referenced {
 		if v.State == VersionActive && deleted[v.KeyID] {
-			if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying); err != nil {
+			if err := s.store.SetVersionStateIf(ctx, v.KeyID, v.Version, VersionActive, VersionDestroying); ignoreSettled(err) != nil {
 				return rep, err
 			}
 		}
@@ -251,12 +259,12 @@ func (s *Service) completeCreate(ctx context.Context, key KeyRecord, v KeyVersio
 		if err != nil && !errors.Is(err, ErrStoreConflict) {
 			return err
 		}
-	} else if err := s.store.SetVersionState(ctx, key.ID, v.Version, VersionActive); err != nil {
+	} else if err := s.store.SetVersionStateIf(ctx, key.ID, v.Version, VersionCreating, VersionActive); ignoreSettled(err) != nil {
 		return err
 	}
 	if key.State == StateCreating {
-		_, err := s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error { k.State = StateEnabled; return nil })
-		return err
+		_, err := s.store.UpdateKey(ctx, key.ID, enableCreating)
+		return ignoreSettled(err)
 	}
 	return nil
 }

@@ -85,6 +85,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	e.clock.Advance(kms.CreateIntentGrace) // the intents are old enough to settle
 	rep, err := e.svc.Reconcile(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -293,8 +293,10 @@ func TestRotationCrash(t *testing.T) {
 			if !errors.Is(err, crash) {
 				t.Fatalf("rotation: %v", err)
 			}
-			// Restart: a new service on the same database and token.
+			// Restart: a new service on the same database and token,
+			// late enough for the intent to be settled.
 			r := newEnvWith(t, e.device, e.store)
+			r.clock.Advance(kms.CreateIntentGrace)
 			rep, err := r.svc.Reconcile(r.ctx)
 			if err != nil {
 				t.Fatal(err)
