@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -66,4 +67,11 @@ func CountObjects(ctx context.Context, d *PKCS11, id []byte) (int, error) {
 		return err
 	})
 	return n, err
+}
+
+// SetMissRecheckInterval changes how long lookup misses are remembered and
+// returns a function that restores the previous value.
+func SetMissRecheckInterval(d time.Duration) (restore func()) {
+	old := missRecheck.Swap(int64(d))
+	return func() { missRecheck.Store(old) }
 }

@@ -18,6 +18,8 @@ type handleIndex struct {
 	// pending holds ids being created, so two concurrent GenerateAESKey
 	// calls with the same id cannot both pass the duplicate check.
 	pending map[string]struct{}
+	// misses remembers recent lookup misses (negcache.go).
+	misses missCache
 }
 
 func newHandleIndex() *handleIndex {
@@ -42,6 +44,7 @@ func (x *handleIndex) store(id []byte, h pkcs11.ObjectHandle) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.handles[string(id)] = h
+	x.misses.forget(id)
 }
 
 // forget drops id, but only while it still maps to h: a concurrent

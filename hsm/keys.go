@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -123,9 +124,17 @@ func (d *PKCS11) keyHandle(ctx context.Context, s pkcs11.SessionHandle, id []byt
 	if len(id) == 0 {
 		return 0, fmt.Errorf("%w: empty id", ErrKeyNotFound)
 	}
+	now := time.Now()
+	if err := d.index.misses.recent(id, now); err != nil { // negcache.go
+		return 0, err
+	}
 	h, err := d.lookupKey(ctx, s, id)
 	if errors.Is(err, ErrKeyNotFound) && !isAmbiguous(err) {
-		return 0, fmt.Errorf("%w: %s", ErrKeyNotFound, hexID(id))
+		err = fmt.Errorf("%w: %s", ErrKeyNotFound, hexID(id))
+	}
+	if errors.Is(err, ErrKeyNotFound) {
+		d.index.misses.add(id, err, now)
+		return 0, err
 	}
 	if err != nil {
 		return 0, err
