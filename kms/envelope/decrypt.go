@@ -53,7 +53,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // authenticated; in the default mode, nothing does.
 func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts DecryptOptions) (*MessageInfo, error) {
 	cr := &countingReader{r: src}
-	br := bufio.NewReaderSize(cr, 256<<10)
+	// A small buffer for the header: the body is then read in large
+	// chunks that bypass it (FrameScanner), and what follows the body
+	// comes from the scanner's Rest.
+	br := bufio.NewReaderSize(cr, 64<<10)
+	var tail io.Reader = br
 	h, err := format.ReadHeader(br, c.MaxEncryptedDataKeys)
 	if err != nil {
 		return nil, formatErr(err)
@@ -97,9 +101,9 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	}
 	verify := func() error {
 		if hasher == nil {
-			return formatErr(format.ExpectEOF(br))
+			return formatErr(format.ExpectEOF(tail))
 		}
-		sig, err := format.ReadFooter(br)
+		sig, err := format.ReadFooter(tail)
 		if err != nil {
 			return formatErr(err)
 		}
@@ -138,10 +142,12 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	}
 
 	if hasher == nil || opts.UnsafeStreaming {
-		n, err := pipeFrames(ctx, format.NewFrameReader(br, h.FrameLength), aead, h.MessageID, hasher, dst, false)
+		sc := format.NewFrameScanner(br, h.FrameLength)
+		n, err := pipeFrames(ctx, sc, key, h.MessageID, h.FrameLength, hasher, dst, false)
 		if err != nil {
 			return nil, err
 		}
+		tail = sc.Rest()
 		if err := verify(); err != nil {
 			return nil, err
 		}
@@ -154,9 +160,11 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	// signature while spooling the ciphertext; pass 2 decrypts the spool.
 	sp := &spool{dir: opts.TempDir}
 	defer sp.Close()
-	if _, err := pipeFrames(ctx, format.NewFrameReader(br, h.FrameLength), aead, h.MessageID, hasher, sp, true); err != nil {
+	sc := format.NewFrameScanner(br, h.FrameLength)
+	if _, err := pipeFrames(ctx, sc, key, h.MessageID, h.FrameLength, hasher, sp, true); err != nil {
 		return nil, err
 	}
+	tail = sc.Rest()
 	if err := verify(); err != nil {
 		return nil, err
 	}
@@ -165,7 +173,7 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	if err != nil {
 		return nil, err
 	}
-	n, err := pipeFrames(ctx, format.NewFrameReader(bufio.NewReaderSize(r, 256<<10), h.FrameLength), aead, h.MessageID, nil, dst, false)
+	n, err := pipeFrames(ctx, format.NewFrameScanner(r, h.FrameLength), key, h.MessageID, h.FrameLength, nil, dst, false)
 	if err != nil {
 		return nil, err
 	}
@@ -173,99 +181,67 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	return info, nil
 }
 
-// pipeFrames reads frames up to and including the final one, feeding the
-// raw bytes to hasher (when non-nil) in order. A second goroutine
-// authenticates and decrypts them and writes, per batch, either the
-// plaintext or (rawOut) the raw frames to out. Nothing of a batch is written
-// unless every frame in it authenticates.
-func pipeFrames(ctx context.Context, fr *format.FrameReader, aead cipher.AEAD, messageID []byte, hasher hash.Hash, out io.Writer, rawOut bool) (int64, error) {
-	work := make(chan *batch, 2)
-	free := make(chan *batch, 3)
-	for range 3 {
-		free <- &batch{}
+// pipeFrames reads frames up to and including the final one and runs
+// them through the parallel pipeline (pipeline.go): workers authenticate
+// and decrypt batches of frames, hasher (when non-nil) gets the raw frames
+// in message order, and out gets, per batch and in order, either the
+// plaintext or (rawOut) the raw frames. Nothing of a batch is written
+// unless every frame in it authenticates, and nothing after it.
+func pipeFrames(ctx context.Context, sc *format.FrameScanner, key, messageID []byte, frameLen uint32, hasher hash.Hash, out io.Writer, rawOut bool) (int64, error) {
+	p := startPipeline(pipelineConfig{
+		key: key,
+		process: func(j *job, aead cipher.AEAD, aad []byte) []byte {
+			return openJob(aead, messageID, j, aad)
+		},
+		hasher:  hasher,
+		hashIn:  true,
+		writeIn: rawOut,
+		dst:     out,
+		jobSize: 2 * (batchBytes + min(int(frameLen), 1<<20) + 64<<10),
+	})
+	readErr := readFrames(ctx, sc, p)
+	if err := p.wait(); err != nil {
+		return 0, err // an earlier frame failed: that is the first error
 	}
-	done := make(chan error, 1)
-	failed := make(chan struct{}) // closed by stage 2 on its first error, so stage 1 stops early
-	var plainTotal int64
-	go func() {
-		var err error
-		var pt, aad []byte
-		for b := range work {
-			if err == nil {
-				pt = pt[:0]
-				for _, f := range b.frames {
-					fm := format.Frame{Seq: f.seq, Final: f.final, IV: b.buf[f.iv : f.iv+format.IVLen], Sealed: b.buf[f.sealedAt:f.end]}
-					var oerr error
-					if pt, aad, oerr = format.OpenFrame(pt, aead, messageID, fm, aad); oerr != nil {
-						err = newErr(KindTamperedBody, "frame %d does not authenticate", f.seq)
-						break
-					}
-				}
-				if err == nil {
-					if rawOut {
-						_, err = out.Write(b.buf)
-					} else {
-						_, err = out.Write(pt)
-						plainTotal += int64(len(pt))
-					}
-				}
-				if err != nil {
-					close(failed)
-				}
-			}
-			free <- b
-		}
-		done <- err
-	}()
-	finish := func(readErr error) (int64, error) {
-		close(work)
-		if err := <-done; err != nil {
-			return 0, err // an earlier frame failed: that is the first error
-		}
-		if readErr != nil {
-			return 0, formatErr(readErr)
-		}
-		return plainTotal, nil
+	if readErr != nil {
+		return 0, formatErr(readErr)
 	}
+	if rawOut {
+		return 0, nil
+	}
+	return p.written, nil
+}
+
+// readFrames is the producer of pipeFrames: the scanner reads about
+// batchBytes of whole frames straight into each job's buffer.
+func readFrames(ctx context.Context, sc *format.FrameScanner, p *pipeline) error {
 	for {
 		if err := ctxErr(ctx); err != nil {
-			return finish(err)
+			p.abort()
+			return err
 		}
-		var b *batch
-		select {
-		case b = <-free:
-		case <-failed:
-			return finish(nil)
+		j := p.get(ctx)
+		if j == nil {
+			if err := ctxErr(ctx); err != nil {
+				p.abort()
+				return err
+			}
+			return nil // a frame failed or the writer did: wait reports it
 		}
-		b.buf, b.frames = b.buf[:0], b.frames[:0]
-		final := false
-		for len(b.buf) < batchBytes && !final {
-			f, err := fr.Next()
-			if err != nil {
-				if len(b.frames) > 0 {
-					work <- b
-				}
-				return finish(err)
-			}
-			if hasher != nil {
-				hasher.Write(f.Raw)
-			}
-			start := len(b.buf)
-			b.buf = append(b.buf, f.Raw...)
-			ivAt := start + 4
-			if f.Final {
-				ivAt += 4
-			}
-			sealedAt := ivAt + format.IVLen
-			if f.Final {
-				sealedAt += 4
-			}
-			b.frames = append(b.frames, frameRef{seq: f.Seq, final: f.Final, start: start, end: len(b.buf), iv: ivAt, sealedAt: sealedAt})
-			final = f.Final
+		var err error
+		j.in, j.frames, err = sc.Fill(j.in[:0], j.frames[:0], batchBytes)
+		// The whole frames before a damaged one still go out (when the
+		// caller streams); the error comes after them.
+		if len(j.frames) > 0 {
+			p.put(j)
+		} else {
+			p.discard(j)
 		}
-		work <- b
-		if final {
-			return finish(nil)
+		if err != nil {
+			return err
+		}
+		if sc.Done() {
+			return nil
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bufio"
 	"context"
 	"crypto/cipher"
 	"crypto/ecdsa"
@@ -10,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"maps"
+	"slices"
 
 	"hsmkms/kms/envelope/format"
 )
@@ -28,20 +28,6 @@ type EncryptOptions struct {
 	// unknown length it bypasses the cache, as the ESDK does), and Encrypt
 	// fails if src yields more.
 	PlaintextLength int64
-}
-
-// batch is a unit of work passed between the two pipeline stages.
-type batch struct {
-	buf []byte // encrypt: ciphertext; decrypt: raw frames
-	// decrypt: the frames in buf
-	frames []frameRef
-}
-
-type frameRef struct {
-	seq          uint32
-	final        bool
-	start, end   int // raw frame in buf
-	iv, sealedAt int
 }
 
 // Encrypt reads src to its end and writes one ESDK message to dst. Memory
@@ -121,124 +107,126 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	info := &MessageInfo{Suite: s, MessageID: h.MessageID, EncryptionContext: m.EncryptionContext, KeyARNs: keyARNs(h.EDKs), FrameLength: uint32(frameLen)}
 	head := append(append([]byte(nil), body...), h.MarshalAuth()...)
 
-	// Stage 2 (a goroutine): hash and write. Stage 1 (here): read and
-	// seal. Batches circulate through free, so memory stays constant.
-	work := make(chan *batch, 2)
-	free := make(chan *batch, 3)
-	for range 3 {
-		free <- &batch{}
+	// The header, then the body through the parallel pipeline (see
+	// pipeline.go): memory stays a few batches whatever the size.
+	if hasher != nil {
+		hasher.Write(head)
 	}
-	werr := make(chan error, 1)
-	failed := make(chan struct{}) // closed by stage 2 on its first error, so stage 1 stops early
-	var written int64
-	go func() {
-		var err error
-		for b := range work {
-			if err == nil {
-				if hasher != nil {
-					hasher.Write(b.buf)
-				}
-				var n int
-				n, err = dst.Write(b.buf)
-				written += int64(n)
-				if err != nil {
-					close(failed)
-				}
-			}
-			free <- b
-		}
-		werr <- err
-	}()
-	send := func(b []byte) bool {
-		select {
-		case bt := <-free:
-			bt.buf = append(bt.buf[:0], b...)
-			work <- bt
-			return true
-		case <-failed:
-			return false
-		}
+	written, err := dst.Write(head)
+	if err != nil {
+		return nil, err
 	}
-	readErr := func() error {
-		if !send(head) {
-			return nil
-		}
-		return c.encryptFrames(ctx, src, aead, h.MessageID, frameLen, length, info, free, work, failed)
-	}()
-	close(work)
-	wErr := <-werr
+	frameLength := frameLen
+	p := startPipeline(pipelineConfig{
+		key: key,
+		process: func(j *job, aead cipher.AEAD, aad []byte) []byte {
+			return sealJob(aead, h.MessageID, frameLength, j, aad)
+		},
+		hasher:  hasher,
+		dst:     dst,
+		jobSize: 2 * batchLen(frameLen),
+	})
+	readErr := encryptFrames(ctx, src, p, frameLen, length, info)
+	wErr := p.wait()
 	if readErr != nil {
 		return nil, readErr
 	}
 	if wErr != nil {
 		return nil, wErr
 	}
+	written += int(p.written)
 	if hasher != nil {
 		sig, err := ecdsa.SignASN1(rand.Reader, m.SigningKey, hasher.Sum(nil))
 		if err != nil {
 			return nil, err
 		}
 		n, err := dst.Write(format.AppendFooter(nil, sig))
-		written += int64(n)
+		written += n
 		if err != nil {
 			return nil, err
 		}
 	}
-	info.CiphertextLength = written
+	info.CiphertextLength = int64(written)
 	return info, nil
 }
 
-// encryptFrames is stage 1 of Encrypt.
-func (c *Client) encryptFrames(ctx context.Context, src io.Reader, aead cipher.AEAD, messageID []byte, frameLen int, declared int64, info *MessageInfo, free, work chan *batch, failed <-chan struct{}) error {
-	br := bufio.NewReaderSize(src, max(64<<10, min(frameLen, 1<<20)))
-	perBatch := max(1, batchBytes/frameLen)
-	plain := make([]byte, frameLen)
-	var aad []byte
+// batchLen is the plaintext bytes of a full batch: whole frames, about
+// batchBytes, at least one frame.
+func batchLen(frameLen int) int { return max(1, batchBytes/frameLen) * frameLen }
+
+// encryptFrames is the producer of Encrypt: it reads src in batches of
+// whole frames straight into the jobs' buffers (no intermediate copy) and
+// numbers them. A batch is final when src ends inside it or right after it
+// (one byte of look-ahead tells), so a plaintext of a multiple of the
+// frame length ends with a full final frame, as before.
+func encryptFrames(ctx context.Context, src io.Reader, p *pipeline, frameLen int, declared int64, info *MessageInfo) error {
+	bl := batchLen(frameLen)
+	var carry [1]byte
+	hasCarry := false
 	var total int64
-	seq := uint32(1)
+	seq := uint64(1)
 	for {
 		if err := ctxErr(ctx); err != nil {
+			p.abort()
 			return err
 		}
-		var b *batch
-		select {
-		case b = <-free:
-		case <-failed:
+		j := p.get(ctx)
+		if j == nil {
+			if err := ctxErr(ctx); err != nil {
+				p.abort()
+				return err
+			}
 			return nil // the writer failed; Encrypt reports its error
 		}
-		b.buf = b.buf[:0]
-		final := false
-		for i := 0; i < perBatch && !final; i++ {
-			n, err := io.ReadFull(br, plain)
-			switch {
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				final = true
-			case err != nil:
-				return err
-			default:
-				// A full frame: it is the final one only if nothing follows.
-				if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
-					final = true
-				} else if perr != nil {
-					return perr
-				}
-			}
-			total += int64(n)
-			if declared >= 0 && total > declared {
-				return newErr(KindInvalidArgument, "input is longer than the declared %d bytes", declared)
-			}
-			if !final && seq == format.SequenceNumberEnd-1 {
-				return newErr(KindInvalidArgument, "input needs more than 2^32-1 frames of %d bytes", frameLen)
-			}
-			b.buf, aad = format.SealFrame(b.buf, aead, messageID, seq, final, plain[:n], aad)
-			seq++
+		j.in = slices.Grow(j.in[:0], bl)[:bl]
+		n := 0
+		if hasCarry {
+			j.in[0], n, hasCarry = carry[0], 1, false
 		}
-		work <- b
+		m, err := io.ReadFull(src, j.in[n:])
+		n += m
+		final := false
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			final = true
+		case err != nil:
+			p.discard(j)
+			return err
+		default:
+			// A full batch: it is the final one only if nothing follows.
+			k, perr := io.ReadFull(src, carry[:])
+			switch {
+			case k == 1:
+				hasCarry = true
+			case errors.Is(perr, io.EOF):
+				final = true
+			default:
+				p.discard(j)
+				return perr
+			}
+		}
+		j.in = j.in[:n]
+		total += int64(n)
+		if declared >= 0 && total > declared {
+			p.discard(j)
+			return newErr(KindInvalidArgument, "input is longer than the declared %d bytes", declared)
+		}
+		// Only the final frame may carry sequence number 2^32-1 - 1; no
+		// frame may carry 2^32-1 (it marks the final frame).
+		last := seq + uint64(max(1, (n+frameLen-1)/frameLen)) - 1
+		if last > format.SequenceNumberEnd-1 || (!final && last == format.SequenceNumberEnd-1) {
+			p.discard(j)
+			return newErr(KindInvalidArgument, "input needs more than 2^32-1 frames of %d bytes", frameLen)
+		}
+		if final && declared >= 0 && total != declared {
+			p.discard(j)
+			return newErr(KindInvalidArgument, "input is %d bytes, %d were declared", total, declared)
+		}
+		j.seq, j.final = uint32(seq), final
+		seq = last + 1
+		p.put(j)
 		if final {
 			info.PlaintextLength = total
-			if declared >= 0 && total != declared {
-				return newErr(KindInvalidArgument, "input is %d bytes, %d were declared", total, declared)
-			}
 			return nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Body AAD content strings (message-body-aad.md).
@@ -109,13 +110,27 @@ func truncated(err error, what string) error {
 
 // Next returns the next frame; after the final frame it returns io.EOF.
 func (fr *FrameReader) Next() (Frame, error) {
-	if fr.done {
-		return Frame{}, io.EOF
+	f, b, err := fr.AppendNext(fr.buf[:0])
+	if b != nil {
+		fr.buf = b
 	}
-	b := fr.buf[:0]
+	return f, err
+}
+
+// AppendNext reads the next frame and appends it, exactly as read, to dst
+// (growing it as append does), so a caller batching frames needs no copy
+// of its own. The returned Frame's slices point into the returned buffer
+// and stay valid until that buffer is grown. After the final frame it
+// returns io.EOF; on error the returned buffer is nil.
+func (fr *FrameReader) AppendNext(dst []byte) (Frame, []byte, error) {
+	if fr.done {
+		return Frame{}, nil, io.EOF
+	}
+	b := dst
+	start := len(b)
 	var hdr [8]byte
 	if _, err := io.ReadFull(fr.r, hdr[:4]); err != nil {
-		return Frame{}, truncated(err, fmt.Sprintf("frame %d (no final frame)", fr.next))
+		return Frame{}, nil, truncated(err, fmt.Sprintf("frame %d (no final frame)", fr.next))
 	}
 	b = append(b, hdr[:4]...)
 	f := Frame{}
@@ -123,13 +138,13 @@ func (fr *FrameReader) Next() (Frame, error) {
 	if seq == SequenceNumberEnd {
 		f.Final = true
 		if _, err := io.ReadFull(fr.r, hdr[4:8]); err != nil {
-			return Frame{}, truncated(err, "the final frame")
+			return Frame{}, nil, truncated(err, "the final frame")
 		}
 		b = append(b, hdr[4:8]...)
 		seq = binary.BigEndian.Uint32(hdr[4:8])
 	}
 	if seq != fr.next {
-		return Frame{}, fmt.Errorf("%w: frame sequence number %d, want %d", ErrFrameOrder, seq, fr.next)
+		return Frame{}, nil, fmt.Errorf("%w: frame sequence number %d, want %d", ErrFrameOrder, seq, fr.next)
 	}
 	f.Seq = seq
 	ivAt := len(b)
@@ -137,44 +152,38 @@ func (fr *FrameReader) Next() (Frame, error) {
 	if f.Final {
 		var ivLen [IVLen + 4]byte
 		if _, err := io.ReadFull(fr.r, ivLen[:]); err != nil {
-			return Frame{}, truncated(err, "the final frame")
+			return Frame{}, nil, truncated(err, "the final frame")
 		}
 		b = append(b, ivLen[:]...)
 		contentLen = binary.BigEndian.Uint32(ivLen[IVLen:])
 		if contentLen > fr.frameLen {
-			return Frame{}, fmt.Errorf("%w: final frame content of %d bytes exceeds the frame length %d", ErrMalformed, contentLen, fr.frameLen)
+			return Frame{}, nil, fmt.Errorf("%w: final frame content of %d bytes exceeds the frame length %d", ErrMalformed, contentLen, fr.frameLen)
 		}
 	} else {
 		var iv [IVLen]byte
 		if _, err := io.ReadFull(fr.r, iv[:]); err != nil {
-			return Frame{}, truncated(err, fmt.Sprintf("frame %d", seq))
+			return Frame{}, nil, truncated(err, fmt.Sprintf("frame %d", seq))
 		}
 		b = append(b, iv[:]...)
 	}
 	sealedAt := len(b)
 	n := int(contentLen) + TagLen
-	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), len(b)+n)
-		copy(nb, b)
-		b = nb
-	}
-	b = b[:sealedAt+n]
+	b = slices.Grow(b, n)[:sealedAt+n]
 	if _, err := io.ReadFull(fr.r, b[sealedAt:]); err != nil {
-		return Frame{}, truncated(err, fmt.Sprintf("frame %d", seq))
+		return Frame{}, nil, truncated(err, fmt.Sprintf("frame %d", seq))
 	}
-	fr.buf = b
 	f.IV = b[ivAt : ivAt+IVLen]
 	f.Sealed = b[sealedAt:]
-	f.Raw = b
+	f.Raw = b[start:]
 	if f.Final {
 		fr.done = true
 	} else {
 		if fr.next == SequenceNumberEnd-1 {
-			return Frame{}, fmt.Errorf("%w: more than 2^32-1 frames", ErrMalformed)
+			return Frame{}, nil, fmt.Errorf("%w: more than 2^32-1 frames", ErrMalformed)
 		}
 		fr.next++
 	}
-	return f, nil
+	return f, b, nil
 }
 
 // OpenFrame decrypts f in place into dst (which may be f.Sealed[:0]).
