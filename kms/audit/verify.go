@@ -59,12 +59,11 @@ func (r *Report) OK() bool { return len(r.Findings) == 0 }
 type SignatureVerifier func(keyID string, hash, signature []byte) error
 
 type storedEvent struct {
-	seq               int64
-	body, prev, hash  []byte
-	eventID           string
-	intact            bool
-	used              bool
-	successorsPending int
+	seq              int64
+	body, prev, hash []byte
+	eventID          string
+	intact           bool
+	used             bool
 }
 
 // Verify checks the whole trail in the audit file behind l: every event's
