@@ -23,7 +23,7 @@ import (
 
 type auditFilterFlags struct {
 	start, end, eventName, keyID, principal, errorCode, nextToken string
-	maxItems, pageSize                                            int
+	pageSize                                                      int
 }
 
 func (f *auditFilterFlags) add(fs *flag.FlagSet) {
