@@ -20,7 +20,9 @@ func e2eUser(t *testing.T, srv *server, admin aws.Credentials, account, name, id
 	if identityPolicy != "" {
 		mustAdmin(t, srv.addr, admin, "AttachIdentityPolicy", map[string]any{"PrincipalArn": arn, "PolicyName": "p", "PolicyDocument": identityPolicy}, nil)
 	}
-	var key struct{ AccessKey struct{ AccessKeyId, SecretAccessKey string } }
+	var key struct {
+		AccessKey struct{ AccessKeyId, SecretAccessKey string }
+	}
 	mustAdmin(t, srv.addr, admin, "CreateAccessKey", map[string]any{"AccountId": account, "UserName": name}, &key)
 	creds := aws.Credentials{AccessKeyID: key.AccessKey.AccessKeyId, SecretAccessKey: key.AccessKey.SecretAccessKey}
 	return staticKMSClient(srv.addr, credentials.StaticCredentialsProvider{Value: creds}), arn
