@@ -1,0 +1,161 @@
+package audit
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+type testSigner struct{ k *ecdsa.PrivateKey }
+
+func newTestSigner(t *testing.T) *testSigner {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testSigner{k}
+}
+func (s *testSigner) KeyID() string { return "test-key" }
+func (s *testSigner) Sign(_ context.Context, h []byte) ([]byte, error) {
+	return ecdsa.SignASN1(rand.Reader, s.k, h)
+}
+func (s *testSigner) verify(keyID string, h, sig []byte) error {
+	if keyID != "test-key" || !ecdsa.VerifyASN1(&s.k.PublicKey, h, sig) {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+
+func record(t *testing.T, l *Log, n int, at time.Time, name string) {
+	t.Helper()
+	for i := range n {
+		ev := benchEvent()
+		ev.EventName = name
+		ev.EventID = fmt.Sprintf("%s-%d-%d", name, at.Unix(), i)
+		ev.EventTime = at.UTC().Format(TimeFormat)
+		if err := l.Record(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPruneKeepsVerification: pruning cuts at a digest boundary, the kept
+// chain verifies from the digest that anchors it, and new events and
+// digests after the cut still verify.
+func TestPruneKeepsVerification(t *testing.T) {
+	for _, mode := range []Mode{Durable, Async} {
+		t.Run(string(mode), func(t *testing.T) {
+			l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			sg := newTestSigner(t)
+			old := time.Now().Add(-48 * time.Hour)
+			record(t, l, 30, old, "Encrypt")
+			if l.mode == Async {
+				time.Sleep(20 * time.Millisecond) // let the writer commit
+			}
+			if _, ok, err := l.WriteDigest(t.Context(), sg, old); err != nil || !ok {
+				t.Fatalf("digest: %v %v", ok, err)
+			}
+			record(t, l, 20, time.Now(), "Decrypt")
+			if l.mode == Async {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, _, err := l.WriteDigest(t.Context(), sg, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			n, err := l.Prune(t.Context(), time.Now().Add(-24*time.Hour))
+			if err != nil || n != 30 {
+				t.Fatalf("pruned %d events (%v), want 30", n, err)
+			}
+			record(t, l, 5, time.Now(), "Sign")
+			if l.mode == Async {
+				time.Sleep(20 * time.Millisecond)
+			}
+			rep, err := l.Verify(t.Context(), sg.verify)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || rep.PrunedThrough != 30 || rep.Events != 25 || rep.Unsigned != 5 {
+				t.Fatalf("after pruning: %+v", rep)
+			}
+			// Deleting the first kept event is still noticed.
+			if _, err := l.w.Exec(`DELETE FROM events WHERE seq = 31`); err != nil {
+				t.Fatal(err)
+			}
+			rep, _ = l.Verify(t.Context(), sg.verify)
+			if rep.OK() {
+				t.Fatal("deleting the first kept event went unnoticed")
+			}
+		})
+	}
+}
+
+// TestVerifyDigestSignature: a digest signed by another key, or changed
+// after signing, is reported.
+func TestVerifyDigestSignature(t *testing.T) {
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sg := newTestSigner(t)
+	record(t, l, 3, time.Now(), "Encrypt")
+	if _, _, err := l.WriteDigest(t.Context(), sg, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := l.Verify(t.Context(), newTestSigner(t).verify); rep.OK() {
+		t.Error("a signature by another key verified")
+	}
+	if _, err := l.w.Exec(`UPDATE digests SET event_count = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := l.Verify(t.Context(), sg.verify); rep.OK() {
+		t.Error("an altered digest verified")
+	}
+}
+
+// TestLookup filters and pages.
+func TestLookup(t *testing.T) {
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.Now()
+	record(t, l, 7, now.Add(-time.Hour), "Encrypt")
+	record(t, l, 3, now, "Decrypt")
+	var got int
+	f := Filter{EventName: "Encrypt", MaxResults: 3}
+	pages := 0
+	for {
+		p, err := l.Lookup(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(p.Events)
+		pages++
+		if p.NextToken == "" {
+			break
+		}
+		f.NextToken = p.NextToken
+	}
+	if got != 7 || pages != 3 {
+		t.Errorf("Encrypt: %d events in %d pages, want 7 in 3", got, pages)
+	}
+	p, err := l.Lookup(t.Context(), Filter{Start: now.Add(-time.Minute)})
+	if err != nil || len(p.Events) != 3 {
+		t.Errorf("time filter: %d events (%v), want 3", len(p.Events), err)
+	}
+	if _, err := l.Lookup(t.Context(), Filter{NextToken: "x"}); !errors.Is(err, ErrBadToken) {
+		t.Errorf("bad token: %v", err)
+	}
+}
