@@ -147,7 +147,12 @@ func (p *pipeline) put(j *job) {
 		refs = 2
 	}
 	j.refs.Store(refs)
-	p.order <- j // capacity pool: never blocks
+	if p.hashq != nil && p.cfg.hashIn {
+		// Decrypt hashes the frames as read: the hash (the bound of
+		// signed suites) starts at once instead of after the worker.
+		p.hashq <- j // capacity pool: never blocks
+	}
+	p.order <- j
 	p.work <- j
 }
 
@@ -177,7 +182,8 @@ func (p *pipeline) worker() {
 
 func (p *pipeline) write() {
 	defer p.wg.Done()
-	if p.hashq != nil {
+	forward := p.hashq != nil && !p.cfg.hashIn // encrypt: hash what was sealed
+	if forward {
 		defer close(p.hashq)
 	}
 	for j := range p.order {
@@ -186,10 +192,14 @@ func (p *pipeline) write() {
 			p.fail(j.err)
 		}
 		if p.isFailed() {
-			p.release(j, j.refs.Load())
+			if forward {
+				p.release(j, j.refs.Load()) // the hasher never gets it
+			} else {
+				p.release(j, 1)
+			}
 			continue
 		}
-		if p.hashq != nil {
+		if forward {
 			p.hashq <- j // hashed while this goroutine writes
 		}
 		b := j.out
@@ -228,6 +238,9 @@ func (p *pipeline) hash() {
 func (p *pipeline) wait() error {
 	close(p.work)
 	close(p.order)
+	if p.hashq != nil && p.cfg.hashIn {
+		close(p.hashq)
+	}
 	p.wg.Wait()
 	for _, j := range p.jobs {
 		j.err, j.frames = nil, j.frames[:0]
