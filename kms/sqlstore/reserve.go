@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"math"
 
 	"hsmkms/kms"
@@ -17,42 +15,18 @@ const maxReserved = math.MaxInt64
 // otherwise ErrStoreExhausted and nothing changes.
 //
 // The check and the addition are one conditional UPDATE, inside a write
-// transaction that holds the database's write lock, so no two callers (in
+// transaction that holds the database's write lock (group-committed with
+// concurrent reservations: reservebatch.go), so no two callers (in
 // this process or another one sharing the file) can be handed overlapping
 // ranges, and the bound can never be passed. The comparison is written as
 // reserved <= bound - n, computed in Go, because reserved + n could overflow
 // SQLite's INTEGER, which silently turns the sum into a REAL.
 func (s *Store) ReserveInvocations(ctx context.Context, keyID string, version int, n, bound uint64) (uint64, error) {
-	op := versionOp("reserve invocations of", keyID, version)
-	bound = min(bound, maxReserved)
-	var before uint64
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		if n > bound {
-			// Cannot fit even into an unused version; only tell "absent"
-			// from "exhausted".
-			if _, err := getVersionState(ctx, tx, keyID, version); err != nil {
-				return err
-			}
-			return kms.ErrStoreExhausted
-		}
-		var old int64
-		err := tx.QueryRowContext(ctx, `UPDATE key_versions SET reserved = reserved + ?
-			WHERE key_id = ? AND version = ? AND reserved <= ?
-			RETURNING reserved - ?`,
-			int64(n), keyID, version, int64(bound-n), int64(n)).Scan(&old)
-		if err == sql.ErrNoRows {
-			if _, err := getVersionState(ctx, tx, keyID, version); err != nil {
-				return err
-			}
-			return fmt.Errorf("%w: %d more would pass %d", kms.ErrStoreExhausted, n, bound)
-		}
-		before = uint64(old)
-		return err
-	})
-	if err != nil {
-		return 0, wrap(op, err)
+	r := &reserveRequest{keyID: keyID, version: version, n: n, bound: bound}
+	if err := s.reserve.submit(ctx, r); err != nil {
+		return 0, wrap(versionOp("reserve invocations of", keyID, version), err)
 	}
-	return before, nil
+	return r.before, nil
 }
 
 // getVersionState returns the state of a version; sql.ErrNoRows if absent.

@@ -48,6 +48,8 @@ type Store struct {
 	r    *sql.DB // query-only connections for reads
 	// reads runs the read queries of s.r through prepared statements.
 	reads *readStatements
+	// reserve group-commits invocation reservations (reservebatch.go).
+	reserve *reserveBatcher
 }
 
 var _ kms.Store = (*Store)(nil)
@@ -103,11 +105,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.r = r
 	s.reads = newReadStatements(r)
+	s.reserve = newReserveBatcher(s)
 	return s, nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
+	s.reserve.close()
 	serr := s.reads.Close()
 	rerr := s.r.Close()
 	// Closing the last connection of the writer also checkpoints the WAL.
