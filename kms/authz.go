@@ -70,6 +70,8 @@ type authzCache struct {
 	mu         sync.Mutex
 	keys       map[string]*keyAuthz
 	identities map[string]*identityAuthz
+	// parsed maps key policy documents to their parsed form.
+	parsed sync.Map
 }
 
 type keyAuthz struct {
@@ -83,6 +85,23 @@ type keyAuthz struct {
 type identityAuthz struct {
 	loaded   time.Time
 	policies []*policy.Policy
+}
+
+// parseKeyPolicy parses a key policy document once: parsed policies are
+// immutable and shared by every key with the same text (every key of an
+// account with the default policy shares one). Parsing costs about a
+// hundred evaluations, so with many keys this is what keeps a key's cache
+// refresh cheap.
+func (c *authzCache) parseKeyPolicy(doc string) (*policy.Policy, error) {
+	if p, ok := c.parsed.Load(doc); ok {
+		return p.(*policy.Policy), nil
+	}
+	p, err := policy.Parse(doc, policy.WithName("key policy"))
+	if err != nil {
+		return nil, err
+	}
+	c.parsed.Store(doc, p)
+	return p, nil
 }
 
 func (c *authzCache) invalidateKey(keyID string) {
@@ -115,7 +134,7 @@ func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) 
 	} else if err != nil {
 		return nil, err
 	}
-	pol, err := policy.Parse(doc, policy.WithName("key policy"))
+	pol, err := s.authz.parseKeyPolicy(doc)
 	if err != nil {
 		// Stored policies were validated when they were put; one that no
 		// longer parses allows nothing rather than failing open (a nil key
