@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hsmkms/kms/policy"
@@ -71,7 +72,8 @@ type authzCache struct {
 	keys       map[string]*keyAuthz
 	identities map[string]*identityAuthz
 	// parsed maps key policy documents to their parsed form.
-	parsed sync.Map
+	parsed      sync.Map
+	parsedCount atomic.Int64
 }
 
 type keyAuthz struct {
@@ -100,9 +102,18 @@ func (c *authzCache) parseKeyPolicy(doc string) (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bounded: every PutKeyPolicy can bring a new document, so start over
+	// rather than grow without limit.
+	if c.parsedCount.Add(1) > maxParsedPolicies {
+		c.parsed.Clear()
+		c.parsedCount.Store(1)
+	}
 	c.parsed.Store(doc, p)
 	return p, nil
 }
+
+// maxParsedPolicies bounds the parsed key-policy cache.
+const maxParsedPolicies = 4096
 
 func (c *authzCache) invalidateKey(keyID string) {
 	c.mu.Lock()
