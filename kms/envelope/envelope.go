@@ -22,8 +22,8 @@
 // or not, so messages made by older ESDKs still open.
 //
 // Memory is bounded by the frame length (a few batches of frames are in
-// flight between the reading and the writing goroutine), not by the message
-// size. Non-framed legacy bodies are the exception: GCM authenticates them
+// flight in the pipeline of pipeline.go: reader, parallel AES-GCM workers,
+// in-order writer and signature hash), not by the message size. Non-framed legacy bodies are the exception: GCM authenticates them
 // only at their end, so they are held in memory up to
 // DecryptOptions.MaxNonFramedLength.
 //
