@@ -15,8 +15,8 @@ import (
 	"hsmkms/httpapi/sigv4"
 	"hsmkms/kms"
 	"hsmkms/kms/audit"
+	"hsmkms/kms/metrics"
 	"hsmkms/kms/quota"
-	"hsmkms/metrics"
 )
 
 // DefaultMaxBodyBytes bounds a request body. The largest KMS request

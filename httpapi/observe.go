@@ -23,8 +23,8 @@ import (
 
 	"hsmkms/kms"
 	"hsmkms/kms/audit"
+	"hsmkms/kms/metrics"
 	"hsmkms/kms/quota"
-	"hsmkms/metrics"
 )
 
 // throttleMessage is AWS's ThrottlingException message.

@@ -15,9 +15,9 @@ import (
 	"hsmkms/hsm"
 	"hsmkms/kms"
 	"hsmkms/kms/audit"
+	"hsmkms/kms/metrics"
 	"hsmkms/kms/quota"
 	"hsmkms/kms/sqlstore"
-	"hsmkms/metrics"
 )
 
 // observability is what kmsd adds around the service: its parts live from
