@@ -41,6 +41,15 @@ const maxBatch = 2048
 // transaction: also the most a crash can lose beyond the queue.
 const asyncLinger = 2 * time.Millisecond
 
+// durableLinger is how long the durable writer keeps gathering events once
+// it has taken what was queued. Every commit costs an fsync, which on this
+// kind of machine is CPU as well as latency (the kernel writes the buffers
+// from the calling thread): requests that arrive within half a millisecond
+// share the commit. At concurrency 16 (scripts/bench-audit) it moved the
+// durable drop against audit off from 38% to 31-37%, within this machine's
+// noise of a few points.
+const durableLinger = 500 * time.Microsecond
+
 // queueSize bounds the events waiting for the writer; Record blocks (never
 // drops) when it is full.
 const queueSize = 8192
@@ -333,8 +342,11 @@ func (l *Log) writer() {
 		// queued now; requests queue up while a commit is in progress,
 		// which is what makes the groups.
 		var linger <-chan time.Time
-		if l.mode == Async {
+		switch l.mode {
+		case Async:
 			linger = time.After(asyncLinger)
+		case Durable:
+			linger = time.After(durableLinger)
 		}
 	fill:
 		for len(batch) < maxBatch {
