@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 
 	"hsmkms/hsm"
 )
@@ -140,43 +139,7 @@ func (a *AuditSigner) Verify(keyID string, hash, sig []byte) error {
 
 // internalSigningKey is internalKey for an ECC_NIST_P256 signing key.
 func (s *Service) internalSigningKey(ctx context.Context, purpose string) (resolved, error) {
-	setting := "internal_key:" + purpose
-	load := func(id string) (resolved, error) {
-		k, err := s.store.GetKey(ctx, id)
-		if err != nil {
-			return resolved{}, fmt.Errorf("internal key %s: %w", purpose, err)
-		}
-		if k.State != StateEnabled {
-			return resolved{}, fmt.Errorf("internal key %s is %s", purpose, k.State)
-		}
-		return resolved{key: k, arn: s.keyARN(k.AccountID, k.ID)}, nil
-	}
-	if id, err := s.store.GetSetting(ctx, setting); err == nil {
-		return load(id)
-	} else if !errors.Is(err, ErrStoreNotFound) {
-		return resolved{}, err
-	}
-	unlock := s.lockKey(setting)
-	defer unlock()
-	if id, err := s.store.GetSetting(ctx, setting); err == nil {
-		return load(id)
-	}
-	key, err := s.createSymmetricKey(ctx, KeyRecord{ // any spec: generateMaterial follows KeySpec
-		ID:          uuid.NewString(),
-		AccountID:   internalAccount,
-		Description: "internal: " + purpose,
-		KeyUsage:    usageSign,
-		KeySpec:     "ECC_NIST_P256",
-		Origin:      originKMS,
-		KeyManager:  "AWS",
-	}, nil)
-	if err != nil {
-		return resolved{}, fmt.Errorf("create internal key %s: %w", purpose, err)
-	}
-	if err := s.store.PutSetting(ctx, setting, key.ID); err != nil {
-		return resolved{}, err
-	}
-	return resolved{key: key, arn: s.keyARN(key.AccountID, key.ID)}, nil
+	return s.internalKeyOf(ctx, purpose, usageSign, "ECC_NIST_P256")
 }
 
 // KeyStateCounter is a Store that can count keys by state (metrics).

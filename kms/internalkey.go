@@ -18,6 +18,11 @@ const internalAccount = "000000000000"
 // rule apply to it as to any key; it lives in internalAccount, which no
 // caller can reach.
 func (s *Service) internalKey(ctx context.Context, purpose string) (resolved, error) {
+	return s.internalKeyOf(ctx, purpose, usageEncrypt, specSymmetric)
+}
+
+// internalKeyOf is internalKey for a key of the given usage and spec.
+func (s *Service) internalKeyOf(ctx context.Context, purpose, usage, spec string) (resolved, error) {
 	setting := "internal_key:" + purpose
 	load := func(id string) (resolved, error) {
 		k, err := s.store.GetKey(ctx, id)
@@ -39,12 +44,12 @@ func (s *Service) internalKey(ctx context.Context, purpose string) (resolved, er
 	if id, err := s.store.GetSetting(ctx, setting); err == nil {
 		return load(id)
 	}
-	key, err := s.createSymmetricKey(ctx, KeyRecord{
+	key, err := s.createKeyInHSM(ctx, KeyRecord{
 		ID:          uuid.NewString(),
 		AccountID:   internalAccount,
 		Description: "internal: " + purpose,
-		KeyUsage:    usageEncrypt,
-		KeySpec:     specSymmetric,
+		KeyUsage:    usage,
+		KeySpec:     spec,
 		Origin:      originKMS,
 		KeyManager:  "AWS",
 	}, nil)

@@ -31,7 +31,7 @@ const (
 	algSymmetric    = "SYMMETRIC_DEFAULT"
 )
 
-// CreateKey creates a key inside the HSM (see createSymmetricKey for the
+// CreateKey creates a key inside the HSM (see createKeyInHSM for the
 // order of steps that makes it crash-safe).
 func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKeyOutput, error) {
 	p, err := caller(ctx)
@@ -103,7 +103,7 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return s.createExternalKey(ctx, keyID, p.AccountID, description, keyPolicy, tags) // import.go
 	}
 
-	key, err := s.createSymmetricKey(ctx, KeyRecord{
+	key, err := s.createKeyInHSM(ctx, KeyRecord{
 		ID:            keyID,
 		InitialPolicy: keyPolicy,
 		AccountID:     p.AccountID,
@@ -124,12 +124,13 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 	return &CreateKeyOutput{KeyMetadata: md}, nil
 }
 
-// createSymmetricKey creates an AES-256 key inside the HSM for a key record
-// (ID, account, description, usage, spec, origin and manager filled in),
+// createKeyInHSM creates a key's first version inside the HSM for a key
+// record (ID, account, description, usage, spec, origin and manager filled
+// in; the material follows KeySpec: generateMaterial in keyspecs.go),
 // following the HSM-and-database rule: the intent is recorded first (key
 // and version Creating), then the token object is made, then the key is
 // committed as Enabled. A crash anywhere in between is settled by Reconcile.
-func (s *Service) createSymmetricKey(ctx context.Context, key KeyRecord, tags []TagRecord) (KeyRecord, error) {
+func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagRecord) (KeyRecord, error) {
 	now := s.now().UTC()
 	key.State = StateCreating
 	key.CreatedAt = now
