@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 
-
 	"hsmkms/hsm"
 )
 
