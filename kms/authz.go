@@ -24,9 +24,11 @@ import (
 // for policyCacheTTL, and so are a principal's identity policies; changes
 // made through this process drop the entries at once, and a change made by
 // another kmsd on the same database is seen within the TTL (AWS KMS, too,
-// is eventually consistent for policy changes).
+// is eventually consistent for policy changes). The TTL is long enough
+// that a service with 10,000 keys, each used a few times a minute, does
+// not reload every key's facts on nearly every request.
 
-const policyCacheTTL = 5 * time.Second
+const policyCacheTTL = 30 * time.Second
 
 // denyAllKeyPolicy stands in for a stored key policy that no longer parses.
 var denyAllKeyPolicy = mustParse(`{"Version":"2012-10-17","Statement":[]}`)

@@ -206,3 +206,48 @@ func TestNonceBoundAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestPrewarm: one reservation for every usable key at start, after which
+// the first Encrypt of each key reserves nothing more.
+func TestPrewarm(t *testing.T) {
+	e := newEnv(t, fakeDevice, func(c *kms.Config) { c.ReserveBlock = 100 })
+	a, b := e.createKey(t), e.createKey(t)
+	disabled := e.createKey(t)
+	if _, err := e.svc.DisableKey(e.ctx, &kms.KeyIdInput{KeyId: ptr(disabled.KeyId)}); err != nil {
+		t.Fatal(err)
+	}
+	doomed := e.createKey(t)
+	if _, err := e.svc.ScheduleKeyDeletion(e.ctx, &kms.ScheduleKeyDeletionInput{KeyId: ptr(doomed.KeyId)}); err != nil {
+		t.Fatal(err)
+	}
+	// A second service on the same store and device, as after a restart.
+	restarted := newEnvWith(t, e.device, e.store, func(c *kms.Config) { c.ReserveBlock = 100 })
+	n, err := restarted.svc.Prewarm(restarted.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Fatalf("Prewarm warmed %d versions, want 3 (enabled, enabled, disabled)", n)
+	}
+	reserved := func(id string) uint64 {
+		v, err := e.store.GetVersion(e.ctx, id, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Reserved
+	}
+	if got := reserved(doomed.KeyId); got != 0 {
+		t.Fatalf("a key pending deletion was warmed: %d", got)
+	}
+	before := reserved(a.KeyId)
+	for _, id := range []string{a.KeyId, b.KeyId} {
+		for range 10 {
+			if _, err := restarted.svc.Encrypt(restarted.ctx, &kms.EncryptInput{KeyId: ptr(id), Plaintext: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if after := reserved(a.KeyId); after != before {
+		t.Fatalf("Encrypt after Prewarm reserved again: %d -> %d", before, after)
+	}
+}

@@ -152,3 +152,36 @@ func (s *Service) discardVersion(ctx context.Context, v KeyVersion) {
 	}
 	_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed)
 }
+
+// Prewarm reserves a block of invocations for the current version of every
+// usable key in one durable write, and caches those versions, so that after
+// a start the first Encrypt of each key does not wait for a write of its
+// own. Each start forfeits the unused rest of those blocks (1/65,536 of a
+// version's life per start with the default block), which only moves the
+// rotation at the bound earlier. kmsd runs it once after Reconcile, in the
+// background.
+func (s *Service) Prewarm(ctx context.Context) (int, error) {
+	rs, err := s.store.ReserveForCurrentVersions(ctx, s.nonce.block, s.nonce.bound)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rs {
+		vk := versionKey(r.Version.KeyID, r.Version.Version)
+		blk := &invocationBlock{next: r.Start, end: r.Start + s.nonce.block}
+		// A request that raced ahead keeps its own block; this one is
+		// then simply forfeited.
+		s.nonce.counters.LoadOrStore(vk, blk)
+		s.versions.LoadOrStore(vk, r.Version)
+	}
+	// The same for what authorization reads per key (policy, grants, tags,
+	// aliases): one key at a time, but before the requests need it.
+	for _, r := range rs {
+		if ctx.Err() != nil {
+			break
+		}
+		if k, err := s.store.GetKey(ctx, r.Version.KeyID); err == nil {
+			_, _ = s.keyAuthz(ctx, k)
+		}
+	}
+	return len(rs), nil
+}

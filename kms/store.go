@@ -88,6 +88,13 @@ type KeyVersion struct {
 	Reserved uint64
 }
 
+// Reservation is a block of invocations reserved for a key version:
+// [Start, Start+n) of the version's counter.
+type Reservation struct {
+	Version KeyVersion
+	Start   uint64
+}
+
 // AliasRecord is a stored alias. Name includes the "alias/" prefix.
 type AliasRecord struct {
 	AccountID string
@@ -182,6 +189,13 @@ type Store interface {
 	// ErrStoreExhausted is returned. It does not look at the version's state:
 	// callers use only Active versions.
 	ReserveInvocations(ctx context.Context, keyID string, version int, n, bound uint64) (uint64, error)
+
+	// ReserveForCurrentVersions reserves n invocations, in one
+	// transaction, for the current version of every Enabled or Disabled
+	// key whose Active current version has room below bound, and returns
+	// each version (as before the addition) with the counter's value before
+	// the addition.
+	ReserveForCurrentVersions(ctx context.Context, n, bound uint64) ([]Reservation, error)
 
 	// AllBackingIDs returns every backing id the metadata references, in any
 	// version state except VersionDestroyed, keyed by the id's hex encoding.

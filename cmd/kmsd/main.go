@@ -156,6 +156,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("start-up reconciliation: %w", err)
 	}
 	logReconcile(log, report)
+	// One durable write warms every key's invocation counter, and the
+	// authorization cache is filled, so the first request for each key after
+	// a start waits for neither. In the background: requests that come
+	// first simply warm their keys themselves.
+	go func() {
+		start := time.Now()
+		if n, err := svc.Prewarm(ctx); err != nil {
+			log.Warn("warming keys failed; keys warm up on first use", "err", err)
+		} else {
+			log.Info("keys warmed", "key_versions", n, "duration", time.Since(start))
+		}
+	}()
 
 	boot, err := svc.Bootstrap(ctx)
 	if err != nil {

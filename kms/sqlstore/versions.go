@@ -12,13 +12,19 @@ import (
 const versionColumns = `key_id, version, backing_id, state, created_at, reserved`
 
 func scanVersion(row scanner) (kms.KeyVersion, error) {
+	return scanVersionWith(row)
+}
+
+// scanVersionWith scans versionColumns followed by extra columns.
+func scanVersionWith(row scanner, extra ...any) (kms.KeyVersion, error) {
 	var (
 		v        kms.KeyVersion
 		state    string
 		created  sql.NullInt64
 		reserved int64
 	)
-	if err := row.Scan(&v.KeyID, &v.Version, &v.BackingID, &state, &created, &reserved); err != nil {
+	dest := append([]any{&v.KeyID, &v.Version, &v.BackingID, &state, &created, &reserved}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return kms.KeyVersion{}, err
 	}
 	v.State = kms.VersionState(state)
