@@ -112,7 +112,7 @@ func createKeys(ctx context.Context, c *kms.Client, n, workers int, description 
 // set. Keys already on the server are used first, so repeated runs reuse
 // the same keys.
 func ensureKeys(ctx context.Context, c *kms.Client, want, workers int, create bool, stderr io.Writer) ([]string, error) {
-	ids, err := listKeyIDs(ctx, c, want)
+	ids, err := usableKeyIDs(ctx, c, want)
 	if err != nil {
 		return nil, err
 	}
@@ -128,5 +128,37 @@ func ensureKeys(ctx context.Context, c *kms.Client, want, workers int, create bo
 	if r.failed > 0 || r.err != nil {
 		return nil, errors.Join(fmt.Errorf("created %d of %d keys, %d failed", r.created, missing, r.failed), r.err)
 	}
-	return listKeyIDs(ctx, c, want)
+	return usableKeyIDs(ctx, c, want)
+}
+
+// describeLimit is the largest key count usableKeyIDs checks one by one;
+// larger sets (the 10,000-key token) are made by mkkeys and hold only
+// symmetric keys.
+const describeLimit = 100
+
+// usableKeyIDs is listKeyIDs keeping only Enabled SYMMETRIC_DEFAULT keys
+// when few are wanted: a bench token can also hold the asymmetric and HMAC
+// keys of `kmsbench asym`, which Encrypt refuses.
+func usableKeyIDs(ctx context.Context, c *kms.Client, want int) ([]string, error) {
+	if want > describeLimit {
+		return listKeyIDs(ctx, c, want)
+	}
+	all, err := listKeyIDs(ctx, c, describeLimit)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, id := range all {
+		out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(id)})
+		if err != nil {
+			return nil, fmt.Errorf("DescribeKey: %w", err)
+		}
+		if md := out.KeyMetadata; md.KeySpec == types.KeySpecSymmetricDefault && md.KeyState == types.KeyStateEnabled {
+			ids = append(ids, id)
+			if len(ids) == want {
+				break
+			}
+		}
+	}
+	return ids, nil
 }

@@ -96,12 +96,12 @@ func waitForAddrFile(ctx context.Context, path string) (string, error) {
 func waitForListKeys(ctx context.Context, c *kms.Client) (string, error) {
 	var lastErr error
 	for {
-		out, err := c.ListKeys(ctx, &kms.ListKeysInput{Limit: aws.Int32(1)})
+		ids, err := usableKeyIDs(ctx, c, 1)
 		if err == nil {
-			if len(out.Keys) == 0 {
+			if len(ids) == 0 {
 				return "", nil
 			}
-			return aws.ToString(out.Keys[0].KeyId), nil
+			return ids[0], nil
 		}
 		lastErr = err
 		if !sleepFor(ctx, pollInterval) {

@@ -334,18 +334,21 @@ func (l *Log) Record(ctx context.Context, ev *Event) error {
 func (l *Log) writer() {
 	defer close(l.done)
 	batch := make([]*pending, 0, maxBatch)
+	lastBatch := 0
 	for p := range l.queue {
 		batch = append(batch[:0], p)
 		// Async: nobody waits for the commit, so linger a moment to
 		// gather more events into the transaction; a transaction per
 		// event cost more CPU than the event. Durable: take what is
-		// queued now; requests queue up while a commit is in progress,
-		// which is what makes the groups.
+		// queued now (requests queue up while a commit is in progress,
+		// which is what makes the groups), and linger briefly only when
+		// the last commit was shared, that is when requests are
+		// concurrent: a lone client must not wait for company.
 		var linger <-chan time.Time
-		switch l.mode {
-		case Async:
+		switch {
+		case l.mode == Async:
 			linger = time.After(asyncLinger)
-		case Durable:
+		case l.mode == Durable && lastBatch > 1:
 			linger = time.After(durableLinger)
 		}
 	fill:
@@ -372,6 +375,7 @@ func (l *Log) writer() {
 				break fill
 			}
 		}
+		lastBatch = len(batch)
 		err := l.commit(batch)
 		l.depth.Add(-int64(len(batch)))
 		for _, q := range batch {
