@@ -116,6 +116,12 @@ func checkValue(dec *json.Decoder, t reflect.Type, path string) error {
 			if !ok {
 				return memberError(path, "a base64-encoded string")
 			}
+			// Go's decoder skips CR and LF inside base64; the AWS protocol
+			// has none, so a blob with line breaks is refused rather than
+			// silently read as another value.
+			if strings.ContainsAny(s, "\r\n") {
+				return memberError(path, "valid base64 without line breaks")
+			}
 			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
 				return memberError(path, "valid base64")
 			}
