@@ -268,17 +268,27 @@ func (s *Service) AdminListUsers(ctx context.Context, in *ListUsersInput) (*List
 	if err := s.authorizeAdmin(ctx, "ListUsers", account, accountRootARN(account)); err != nil {
 		return nil, err
 	}
-	recs, err := s.store.ListPrincipals(ctx, account, KindUser, "", 0)
+	users, err := listPrincipals(ctx, s, account, KindUser, userInfo)
+	if err != nil {
+		return nil, err
+	}
+	return &ListUsersOutput{Users: users}, nil
+}
+
+// listPrincipals lists the users or roles of an account with their tags,
+// rendered by info.
+func listPrincipals[T any](ctx context.Context, s *Service, account, kind string, info func(PrincipalRecord, []TagRecord) T) ([]T, error) {
+	recs, err := s.store.ListPrincipals(ctx, account, kind, "", 0)
 	if err != nil {
 		return nil, Internal(err)
 	}
-	out := &ListUsersOutput{Users: []UserInfo{}}
+	out := make([]T, 0, len(recs))
 	for _, r := range recs {
 		tags, err := s.store.PrincipalTags(ctx, r.ARN)
 		if err != nil {
 			return nil, Internal(err)
 		}
-		out.Users = append(out.Users, userInfo(r, tags))
+		out = append(out, info(r, tags))
 	}
 	return out, nil
 }
@@ -332,19 +342,11 @@ func (s *Service) AdminListRoles(ctx context.Context, in *ListRolesInput) (*List
 	if err := s.authorizeAdmin(ctx, "ListRoles", account, accountRootARN(account)); err != nil {
 		return nil, err
 	}
-	recs, err := s.store.ListPrincipals(ctx, account, KindRole, "", 0)
+	roles, err := listPrincipals(ctx, s, account, KindRole, roleInfo)
 	if err != nil {
-		return nil, Internal(err)
+		return nil, err
 	}
-	out := &ListRolesOutput{Roles: []RoleInfo{}}
-	for _, r := range recs {
-		tags, err := s.store.PrincipalTags(ctx, r.ARN)
-		if err != nil {
-			return nil, Internal(err)
-		}
-		out.Roles = append(out.Roles, roleInfo(r, tags))
-	}
-	return out, nil
+	return &ListRolesOutput{Roles: roles}, nil
 }
 
 // AdminCreateAccessKey creates an access key for a user and returns its
