@@ -352,19 +352,7 @@ func (s *Service) AdminListRoles(ctx context.Context, in *ListRolesInput) (*List
 // AdminCreateAccessKey creates an access key for a user and returns its
 // secret: the only time it is ever shown.
 func (s *Service) AdminCreateAccessKey(ctx context.Context, in *CreateAccessKeyInput) (*CreateAccessKeyOutput, error) {
-	account, err := targetAccount(ctx, in.AccountId)
-	if err != nil {
-		return nil, err
-	}
-	name, err := requireIAMName("userName", in.UserName)
-	if err != nil {
-		return nil, err
-	}
-	arn := userARN(account, name)
-	if err := s.authorizeAdmin(ctx, "CreateAccessKey", account, arn); err != nil {
-		return nil, err
-	}
-	rec, err := s.getPrincipal(ctx, arn, KindUser)
+	account, rec, err := s.adminUser(ctx, "CreateAccessKey", in.AccountId, in.UserName)
 	if err != nil {
 		return nil, err
 	}
@@ -463,19 +451,7 @@ func (s *Service) AdminUpdateAccessKey(ctx context.Context, in *UpdateAccessKeyI
 
 // AdminListAccessKeys lists a user's access keys, without secrets.
 func (s *Service) AdminListAccessKeys(ctx context.Context, in *ListAccessKeysInput) (*ListAccessKeysOutput, error) {
-	account, err := targetAccount(ctx, in.AccountId)
-	if err != nil {
-		return nil, err
-	}
-	name, err := requireIAMName("userName", in.UserName)
-	if err != nil {
-		return nil, err
-	}
-	arn := userARN(account, name)
-	if err := s.authorizeAdmin(ctx, "ListAccessKeys", account, arn); err != nil {
-		return nil, err
-	}
-	rec, err := s.getPrincipal(ctx, arn, KindUser)
+	_, rec, err := s.adminUser(ctx, "ListAccessKeys", in.AccountId, in.UserName)
 	if err != nil {
 		return nil, err
 	}
@@ -623,4 +599,26 @@ var policyNamePattern = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
 func principalARNOf(ctx context.Context) string {
 	p, _ := PrincipalFrom(ctx)
 	return p.ARN
+}
+
+// adminUser resolves the user an admin operation names (AccountId and
+// UserName), authorizes op on it and returns its account and record.
+func (s *Service) adminUser(ctx context.Context, op string, accountID, userName *string) (string, PrincipalRecord, error) {
+	account, err := targetAccount(ctx, accountID)
+	if err != nil {
+		return "", PrincipalRecord{}, err
+	}
+	name, err := requireIAMName("userName", userName)
+	if err != nil {
+		return "", PrincipalRecord{}, err
+	}
+	arn := userARN(account, name)
+	if err := s.authorizeAdmin(ctx, op, account, arn); err != nil {
+		return "", PrincipalRecord{}, err
+	}
+	rec, err := s.getPrincipal(ctx, arn, KindUser)
+	if err != nil {
+		return "", PrincipalRecord{}, err
+	}
+	return account, rec, nil
 }
