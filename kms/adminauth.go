@@ -15,7 +15,8 @@ const adminActionPrefix = "kmsadmin:"
 // resource (a user, role or account root ARN; "*" for operations on no
 // resource) in account ("" for operations spanning accounts).
 //
-//   - The bootstrap admin may do everything, in every account.
+//   - The bootstrap admin may do everything, in every account, and is the
+//     only one who may act on the bootstrap admin user itself.
 //   - Anyone else needs an identity policy allowing kmsadmin:<op> on the
 //     resource, and only within their own account: an administrator of
 //     one account cannot reach into another. Account roots have every
@@ -38,6 +39,16 @@ func (s *Service) authorizeAdmin(ctx context.Context, op, account, resource stri
 	}
 	action := adminActionPrefix + op
 	req := &policy.Request{Principal: enginePrincipal(p), Action: action, Resource: resource}
+	// The bootstrap admin holds every account: only it may act on itself
+	// (its access keys, policies, tags). An administrator of its account
+	// acting on it would otherwise gain every account.
+	adminARN, err := s.bootstrapAdminARN(ctx)
+	if err != nil {
+		return Internal(err)
+	}
+	if adminARN != "" && resource == adminARN {
+		return s.denied(ctx, req, policy.Decision{Reason: policy.DeniedNoIdentityPolicy})
+	}
 	if account == "" || account != p.AccountID {
 		d := policy.Decision{Reason: policy.DeniedNoIdentityPolicy}
 		return s.denied(ctx, req, d)

@@ -56,12 +56,29 @@ type access struct {
 	grantTokens []string
 	// skipAuthorization: the operation authorizes by itself (RetireGrant).
 	skipAuthorization bool
+	// crossAccount: principals of other accounts may perform the action
+	// when the key policy lets them. AWS allows it only for the
+	// cryptographic operations and a few others; management operations
+	// (policies, state, deletion, tags, rotation settings, import) stay
+	// with the key's own account whatever its policy says.
+	crossAccount bool
+}
+
+// crossAccountActions are the actions AWS KMS allows from another account.
+var crossAccountActions = map[string]bool{
+	"Encrypt": true, "Decrypt": true, "ReEncryptFrom": true, "ReEncryptTo": true,
+	"GenerateDataKey": true, "GenerateDataKeyWithoutPlaintext": true,
+	"GenerateDataKeyPair": true, "GenerateDataKeyPairWithoutPlaintext": true,
+	"Sign": true, "Verify": true, "GenerateMac": true, "VerifyMac": true,
+	"GetPublicKey": true, "DescribeKey": true, "DeriveSharedSecret": true,
+	"CreateGrant": true, "ListGrants": true, "RevokeGrant": true, "RetireGrant": true,
+	"GetKeyRotationStatus": true,
 }
 
 // forAction is the access of an operation with no condition keys of its
 // own: grants can allow it when AWS lists it as a grant operation.
 func forAction(action string) access {
-	a := access{action: action}
+	a := access{action: action, crossAccount: crossAccountActions[action]}
 	if isGrantOperation(action) {
 		a.grantOp = action
 	}

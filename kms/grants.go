@@ -19,13 +19,6 @@ import (
 // maxGrantsPerKey is AWS's quota of grants on one key.
 const maxGrantsPerKey = 50000
 
-// grantTokenWindow is how long a grant token stands for its grant when the
-// grant itself cannot be found (AWS: a token is usable before the grant is
-// visible everywhere). On one database the grant is visible at once, so the
-// window only matters for stores that replicate; a revoked or retired grant
-// is found missing and its token refused once the window has passed.
-const grantTokenWindow = 5 * time.Minute
-
 var (
 	grantOperations = []string{"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
 		"ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant",
@@ -100,7 +93,10 @@ func (s *Service) parseGrantToken(ctx context.Context, token string) (grantToken
 }
 
 // grantsFromTokens returns the grants a request's grant tokens stand for.
-// Invalid tokens fail the request, as in AWS.
+// Invalid tokens fail the request, as in AWS. A token stands for its grant
+// only while the grant exists: the store is the one database every kmsd
+// shares, so a new grant is visible at once, and a retired or revoked one
+// stops working at once.
 func (s *Service) grantsFromTokens(ctx context.Context, tokens []string) ([]GrantRecord, error) {
 	if err := checkGrantTokens(tokens); err != nil {
 		return nil, err
@@ -116,9 +112,7 @@ func (s *Service) grantsFromTokens(ctx context.Context, tokens []string) ([]Gran
 		case err == nil:
 			out = append(out, stored)
 		case errors.Is(err, ErrStoreNotFound):
-			if s.now().Sub(time.UnixMilli(t.Created)) < grantTokenWindow {
-				out = append(out, t.Grant)
-			}
+			// Retired or revoked: the token allows nothing.
 		default:
 			return nil, Internal(err)
 		}
@@ -182,7 +176,7 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 		return nil, err
 	}
 	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{
-		action: "CreateGrant", grantOp: "CreateGrant", grantTokens: in.GrantTokens,
+		action: "CreateGrant", grantOp: "CreateGrant", grantTokens: in.GrantTokens, crossAccount: true,
 		conds: map[string][]string{
 			policy.KeyGrantOperations:       in.Operations,
 			policy.KeyGranteePrincipal:      {grantee},

@@ -88,6 +88,11 @@ func (s *Service) loadKey(ctx context.Context, p Principal, account, keyID strin
 		return resolved{}, err
 	}
 	r := resolved{key: k, arn: arn, caller: p}
+	if k.AccountID != p.AccountID && !a.crossAccount && !a.skipAuthorization {
+		// Another account's key, for an operation AWS never allows across
+		// accounts: as if it did not exist.
+		return resolved{}, Errorf(CodeNotFound, "Key '%s' does not exist", arn)
+	}
 	if !a.skipAuthorization {
 		if err := s.authorizeKey(ctx, r, a); err != nil {
 			return resolved{}, err

@@ -1,0 +1,90 @@
+package kms_test
+
+import (
+	"testing"
+	"time"
+
+	"hsmkms/kms"
+)
+
+// TestRevokedGrantTokenStopsWorking: a grant token stands for its grant
+// only while the grant exists.
+func TestRevokedGrantTokenStopsWorking(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	worker := e.identity(t, testAccount, "worker")
+	workerARN := "arn:aws:iam::" + testAccount + ":user/worker"
+	out, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr(workerARN), Operations: []string{"Encrypt", "Decrypt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RevokeGrant(e.ctx, &kms.RevokeGrantInput{KeyId: ptr(md.KeyId), GrantId: ptr(out.GrantId)}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(4 * time.Minute)
+	enc, err := e.svc.Encrypt(worker, &kms.EncryptInput{KeyId: ptr(md.KeyId), Plaintext: []byte("secret"), GrantTokens: []string{out.GrantToken}})
+	if err == nil {
+		t.Errorf("Encrypt with the token of a revoked grant succeeded")
+		dec, err := e.svc.Decrypt(worker, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, GrantTokens: []string{out.GrantToken}})
+		if err == nil {
+			t.Errorf("Decrypt with the token of a revoked grant returned %q", dec.Plaintext)
+		}
+	}
+}
+
+// TestCrossAccountManagementIsRefused: management operations stay with the
+// key's account whatever its policy says, as in AWS.
+func TestCrossAccountManagementIsRefused(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	other := e.identity(t, otherAccount, "mallory", allowPolicy(`"kms:*"`))
+	// Owner shares the key with account B in the usual way but with kms:* (sloppy, yet AWS would
+	// still refuse management operations from B).
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + otherAccount + `:root"},"Action":"kms:*","Resource":"*"}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.DisableKey(other, &kms.KeyIdInput{KeyId: ptr(md.Arn)}); err == nil {
+		t.Errorf("account B disabled account A's key")
+	} else {
+		wantCode(t, err, kms.CodeNotFound)
+	}
+	// The cryptographic operations the policy allows still work across accounts.
+	if _, err := e.svc.Encrypt(other, &kms.EncryptInput{KeyId: ptr(md.Arn), Plaintext: []byte("x")}); err != nil {
+		t.Errorf("cross-account Encrypt: %v", err)
+	}
+	if _, err := e.svc.DescribeKey(other, &kms.DescribeKeyInput{KeyId: ptr(md.Arn)}); err != nil {
+		t.Errorf("cross-account DescribeKey: %v", err)
+	}
+	takeover := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + otherAccount + `:root"},"Action":"kms:*","Resource":"*"}]}`
+	if _, err := e.svc.PutKeyPolicy(other, &kms.PutKeyPolicyInput{KeyId: ptr(md.Arn), Policy: ptr(takeover)}); err == nil {
+		t.Errorf("account B replaced account A's key policy")
+	}
+	if _, err := e.svc.ScheduleKeyDeletion(other, &kms.ScheduleKeyDeletionInput{KeyId: ptr(md.Arn), PendingWindowInDays: ptr(int32(7))}); err == nil {
+		t.Errorf("account B scheduled deletion of account A's key")
+	}
+}
+
+// TestOnlyTheBootstrapAdminActsOnItself: an administrator scoped to the
+// bootstrap account must not mint credentials for (or otherwise act on) the
+// bootstrap admin, which holds every account.
+func TestOnlyTheBootstrapAdminActsOnItself(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	if _, err := e.svc.Bootstrap(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := e.store.GetSetting(t.Context(), "default_account_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpdesk := e.identity(t, acct, "helpdesk", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kmsadmin:CreateAccessKey","kmsadmin:ListAccessKeys"],"Resource":"arn:aws:iam::`+acct+`:user/*"}]}`)
+	_, err = e.svc.AdminCreateAccessKey(helpdesk, &kms.CreateAccessKeyInput{UserName: ptr("admin")})
+	wantCode(t, err, kms.CodeAccessDenied)
+	// The same permission still works on an ordinary user.
+	e.identity(t, acct, "clerk")
+	if _, err := e.svc.AdminCreateAccessKey(helpdesk, &kms.CreateAccessKeyInput{UserName: ptr("clerk")}); err != nil {
+		t.Fatalf("helpdesk on an ordinary user: %v", err)
+	}
+}
