@@ -56,6 +56,9 @@ type access struct {
 	grantTokens []string
 	// skipAuthorization: the operation authorizes by itself (RetireGrant).
 	skipAuthorization bool
+	// reEncryptPeer is, for ReEncryptFrom/ReEncryptTo, the id of the other
+	// key of the ReEncrypt (kms:ReEncryptOnSameKey).
+	reEncryptPeer string
 	// crossAccount: principals of other accounts may perform the action
 	// when the key policy lets them. AWS allows it only for the
 	// cryptographic operations and a few others; management operations
@@ -318,6 +321,9 @@ func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error 
 	}
 	c := s.requestContext(ctx, r.caller)
 	addKeyContext(c, r.key, ka, a)
+	if a.reEncryptPeer != "" {
+		c[policy.KeyReEncryptOnSameKey] = []string{strconv.FormatBool(r.key.ID == a.reEncryptPeer)}
+	}
 	req := &policy.Request{Principal: enginePrincipal(r.caller), Action: "kms:" + a.action, Resource: r.arn, Context: c}
 	grant, err := s.grantFor(ctx, r, ka, a)
 	if err != nil {

@@ -273,9 +273,12 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err := checkUsable(dst); err != nil {
 		return nil, err
 	}
+	// kms:ReEncryptOnSameKey: the source sees the destination's id now; the
+	// destination is authorized again once the source's key is known.
+	srcAccess := cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm)
+	srcAccess.reEncryptPeer = dst.key.ID
 	if out, handled, err := s.reEncryptAsymmetric(ctx, in, dst, ignoreCiphertext, func() (opened, error) { // rsa.go
-		return s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm",
-			cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm))
+		return s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", srcAccess)
 	}); handled {
 		return out, err
 	}
@@ -288,12 +291,16 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
 		return nil, err
 	}
-	src, err := s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm",
-		cryptoAccess("ReEncryptFrom", in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm))
+	src, err := s.open(ctx, in.CiphertextBlob, in.SourceKeyId, "sourceKeyId", in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", srcAccess)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(src.plaintext)
+	dstAccess := cryptoAccess("ReEncryptTo", in.DestinationEncryptionContext, in.GrantTokens, in.DestinationEncryptionAlgorithm)
+	dstAccess.reEncryptPeer = src.key.key.ID
+	if err := s.authorizeKey(ctx, dst, dstAccess); err != nil {
+		return nil, err
+	}
 	if isTrue(in.DryRun) {
 		return nil, errDryRun()
 	}

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
 	"hsmkms/hsm"
+	"hsmkms/kms/policy"
 )
 
 // Enum values of the AWS model.
@@ -357,16 +359,18 @@ func (s *Service) setEnabled(ctx context.Context, in *KeyIdInput, enable bool) (
 // ScheduleKeyDeletion puts a key in PendingDeletion for 7..30 days (default
 // 30). When the window ends the deletion worker destroys its token objects.
 func (s *Service) ScheduleKeyDeletion(ctx context.Context, in *ScheduleKeyDeletionInput) (*ScheduleKeyDeletionOutput, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ScheduleKeyDeletion")
-	if err != nil {
-		return nil, err
-	}
 	days := int32(30)
 	if in.PendingWindowInDays != nil {
 		days = *in.PendingWindowInDays
 		if err := checkRange("pendingWindowInDays", days, 7, 30); err != nil {
 			return nil, err
 		}
+	}
+	a := forAction("ScheduleKeyDeletion")
+	a.conds = map[string][]string{policy.KeyPendingWindowInDays: {strconv.Itoa(int(days))}}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
+	if err != nil {
+		return nil, err
 	}
 	k, err := s.updateKey(ctx, r, func(k *KeyRecord) error {
 		if k.State == StatePendingDeletion {

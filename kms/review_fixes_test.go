@@ -88,3 +88,59 @@ func TestOnlyTheBootstrapAdminActsOnItself(t *testing.T) {
 		t.Fatalf("helpdesk on an ordinary user: %v", err)
 	}
 }
+
+// TestConditionKeysOfManagementAndReEncrypt: a Deny conditioned on
+// kms:ScheduleKeyDeletionPendingWindowInDays, kms:RotationPeriodInDays or
+// kms:ReEncryptOnSameKey applies.
+func TestConditionKeysOfManagementAndReEncrypt(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:ScheduleKeyDeletion","Resource":"*",
+	  "Condition":{"NumericLessThan":{"kms:ScheduleKeyDeletionPendingWindowInDays":"30"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ScheduleKeyDeletion(e.ctx, &kms.ScheduleKeyDeletionInput{KeyId: ptr(md.KeyId), PendingWindowInDays: ptr(int32(7))}); err == nil {
+		t.Errorf("Deny on kms:ScheduleKeyDeletionPendingWindowInDays < 30 did not stop a 7-day deletion")
+	}
+	md2 := e.createKey(t)
+	pol2 := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:EnableKeyRotation","Resource":"*",
+	  "Condition":{"NumericGreaterThan":{"kms:RotationPeriodInDays":"365"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md2.KeyId), Policy: ptr(pol2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.EnableKeyRotation(e.ctx, &kms.EnableKeyRotationInput{KeyId: ptr(md2.KeyId), RotationPeriodInDays: ptr(int32(2560))}); err == nil {
+		t.Errorf("Deny on kms:RotationPeriodInDays > 365 did not stop a 2560-day period")
+	}
+	md3 := e.createKey(t)
+	pol3 := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:ReEncrypt*","Resource":"*",
+	  "Condition":{"Bool":{"kms:ReEncryptOnSameKey":"false"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md3.KeyId), Policy: ptr(pol3)}); err != nil {
+		t.Fatal(err)
+	}
+	other := e.createKey(t)
+	enc, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(md3.KeyId), Plaintext: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: ptr(other.KeyId)}); err == nil {
+		t.Errorf("Deny on kms:ReEncryptOnSameKey=false did not stop re-encryption to another key")
+	}
+	// Re-encrypting under the same key (to change the context) is allowed,
+	// and so are the 30-day window and a 365-day period.
+	if _, err := e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: ptr(md3.KeyId)}); err != nil {
+		t.Errorf("ReEncrypt to the same key: %v", err)
+	}
+	if _, err := e.svc.ScheduleKeyDeletion(e.ctx, &kms.ScheduleKeyDeletionInput{KeyId: ptr(md.KeyId), PendingWindowInDays: ptr(int32(30))}); err != nil {
+		t.Errorf("30-day deletion window: %v", err)
+	}
+	if _, err := e.svc.EnableKeyRotation(e.ctx, &kms.EnableKeyRotationInput{KeyId: ptr(md2.KeyId), RotationPeriodInDays: ptr(int32(365))}); err != nil {
+		t.Errorf("365-day rotation period: %v", err)
+	}
+}

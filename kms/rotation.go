@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"hsmkms/kms/policy"
 )
 
 // Rotation limits, as AWS has them.
@@ -131,16 +133,18 @@ func checkRotationState(r resolved) error {
 // (90..2560, default 365). Calling it again changes the period and keeps the
 // schedule's anchor (the next date moves by the difference).
 func (s *Service) EnableKeyRotation(ctx context.Context, in *EnableKeyRotationInput) (*Empty, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "EnableKeyRotation")
-	if err != nil {
-		return nil, err
-	}
 	period := int32(defaultRotationPeriod)
 	if in.RotationPeriodInDays != nil {
 		period = *in.RotationPeriodInDays
 		if err := checkRange("rotationPeriodInDays", period, minRotationPeriod, maxRotationPeriod); err != nil {
 			return nil, err
 		}
+	}
+	a := forAction("EnableKeyRotation")
+	a.conds = map[string][]string{policy.KeyRotationPeriodInDays: {strconv.Itoa(int(period))}}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.checkRotatable(r, true); err != nil {
 		return nil, err
