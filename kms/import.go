@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"hsmkms/hsm"
+	"hsmkms/kms/policy"
 )
 
 const (
@@ -151,7 +152,15 @@ func (s *Service) checkExternal(r resolved) error {
 // import into the key and returns its public key and import token, valid
 // for 24 hours.
 func (s *Service) GetParametersForImport(ctx context.Context, in *GetParametersForImportInput) (*GetParametersForImportOutput, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "GetParametersForImport")
+	a := forAction("GetParametersForImport")
+	a.conds = map[string][]string{}
+	if in.WrappingAlgorithm != nil {
+		a.conds[policy.KeyWrappingAlgorithm] = []string{*in.WrappingAlgorithm}
+	}
+	if in.WrappingKeySpec != nil {
+		a.conds[policy.KeyWrappingKeySpec] = []string{*in.WrappingKeySpec}
+	}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +260,15 @@ func (s *Service) checkImportToken(ctx context.Context, keyID string, token []by
 
 // ImportKeyMaterial unwraps key material into the HSM as the key's material.
 func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialInput) (*ImportKeyMaterialOutput, error) {
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "ImportKeyMaterial")
+	a := forAction("ImportKeyMaterial")
+	a.conds = map[string][]string{policy.KeyExpirationModel: {expiresModel}}
+	if in.ExpirationModel != nil {
+		a.conds[policy.KeyExpirationModel] = []string{*in.ExpirationModel}
+	}
+	if in.ValidTo != nil {
+		a.conds[policy.KeyValidTo] = []string{in.ValidTo.Time().UTC().Format(time.RFC3339)}
+	}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, a)
 	if err != nil {
 		return nil, err
 	}

@@ -144,3 +144,27 @@ func TestConditionKeysOfManagementAndReEncrypt(t *testing.T) {
 		t.Errorf("365-day rotation period: %v", err)
 	}
 }
+
+// TestImportConditionKeys: kms:WrappingAlgorithm and kms:ExpirationModel
+// reach the policy.
+func TestImportConditionKeys(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	out, err := e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{Origin: ptr("EXTERNAL")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.KeyMetadata.KeyId
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:GetParametersForImport","Resource":"*",
+	  "Condition":{"StringEquals":{"kms:WrappingAlgorithm":"RSAES_OAEP_SHA_1"}}},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:ImportKeyMaterial","Resource":"*",
+	  "Condition":{"StringEquals":{"kms:ExpirationModel":"KEY_MATERIAL_DOES_NOT_EXPIRE"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(id), Policy: ptr(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.GetParametersForImport(e.ctx, &kms.GetParametersForImportInput{KeyId: ptr(id), WrappingAlgorithm: ptr("RSAES_OAEP_SHA_1"), WrappingKeySpec: ptr("RSA_2048")})
+	wantCode(t, err, kms.CodeAccessDenied)
+	_, err = e.svc.ImportKeyMaterial(e.ctx, &kms.ImportKeyMaterialInput{KeyId: ptr(id), ImportToken: []byte("t"), EncryptedKeyMaterial: []byte("m"), ExpirationModel: ptr("KEY_MATERIAL_DOES_NOT_EXPIRE")})
+	wantCode(t, err, kms.CodeAccessDenied)
+}
