@@ -49,8 +49,9 @@ func grantOpsFor(k KeyRecord) []string {
 }
 
 // grantToken is what a grant token carries, sealed under an internal key:
-// the whole grant, so it can stand for the grant before the grant is
-// visible (see grantTokenWindow).
+// the grant it stands for (key and grant id, checked against the store on
+// every use: see grantsFromTokens), and when it was issued. The token
+// cannot be forged, and names one grant of one key.
 type grantToken struct {
 	Grant   GrantRecord `json:"g"`
 	Created int64       `json:"t"`
