@@ -15,17 +15,21 @@ import (
 
 // The body of a message goes through a pipeline of goroutines:
 //
-//	producer (the caller) -> workers (AES-GCM, in parallel) -> writer (in order) -> hasher (in order)
+//	producer (the caller) -> workers (AES-GCM, in parallel) -> writer (in order)
+//	                      \-> hasher (in order)
 //
 // Frames are independent AES-GCM operations (each has its own IV and AAD),
 // so batches of frames are sealed or opened by several workers at once.
 // The writer takes batches in the order the producer made them, waits for
-// each one's worker, and writes it; for signed suites it hands the batch to
-// the hasher, which feeds the signature hash in message order (the hash is
-// sequential by nature: it is a pipeline stage, not parallel work) while
-// the writer goes on with the next batch. A batch returns to the free list
-// when both writer and hasher are done with it, so at most poolSize
-// batches exist: memory is constant whatever the message size.
+// each one's worker, and writes it. For signed suites the hasher feeds the
+// signature hash in message order (the hash is sequential by nature: it is
+// a pipeline stage, not parallel work, and the bound of signed suites). It
+// gets every batch from the producer, not from the writer, so a write that
+// blocks (page cache, a slow pipe) never stalls it: decrypt hashes the
+// frames as read at once, encrypt waits only for the batch's worker. A
+// batch returns to the free list when both writer and hasher are done with
+// it, so at most poolSize batches exist: memory is constant whatever the
+// message size.
 
 const (
 	// maxWorkers bounds the AES-GCM workers; beyond a few, the sequential
@@ -47,13 +51,15 @@ type job struct {
 	seq    uint32            // encrypt: sequence number of the first frame
 	final  bool              // encrypt: in ends with the final frame
 	err    error             // set by the worker
-	done   chan struct{}
-	refs   atomic.Int32 // stages still using the job: writer, hasher
+	// done gets one token from the worker per stage that waits for it
+	// (the writer; the hasher of encrypt).
+	done chan struct{}
+	refs atomic.Int32 // stages still using the job: writer, hasher
 }
 
 // jobPool keeps batch buffers between messages, so a service encrypting
 // many messages does not allocate a few hundred KiB for each.
-var jobPool = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 1)} }}
+var jobPool = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 2)} }}
 
 // pipelineConfig describes one pass over a message body.
 type pipelineConfig struct {
@@ -81,6 +87,7 @@ type pipeline struct {
 	// Set by the writer, read after wait.
 	err     error
 	written int64
+	tokens  int // of job.done per job: 1, or 2 when the hasher waits too
 }
 
 func startPipeline(cfg pipelineConfig) *pipeline {
@@ -94,6 +101,10 @@ func startPipeline(cfg pipelineConfig) *pipeline {
 		order:  make(chan *job, pool),
 		free:   make(chan *job, pool),
 		failed: make(chan struct{}),
+		tokens: 1,
+	}
+	if cfg.hasher != nil && !cfg.hashIn {
+		p.tokens = 2
 	}
 	for range pool {
 		j := jobPool.Get().(*job)
@@ -147,9 +158,10 @@ func (p *pipeline) put(j *job) {
 		refs = 2
 	}
 	j.refs.Store(refs)
-	if p.hashq != nil && p.cfg.hashIn {
-		// Decrypt hashes the frames as read: the hash (the bound of
-		// signed suites) starts at once instead of after the worker.
+	if p.hashq != nil {
+		// Straight to the hasher (the bound of signed suites): decrypt
+		// hashes the frames as read, at once; encrypt waits for the
+		// worker, never for the writer.
 		p.hashq <- j // capacity pool: never blocks
 	}
 	p.order <- j
@@ -176,31 +188,22 @@ func (p *pipeline) worker() {
 		case !p.isFailed():
 			aad = p.cfg.process(j, aead, aad)
 		}
-		j.done <- struct{}{}
+		for range p.tokens {
+			j.done <- struct{}{} // capacity 2: never blocks
+		}
 	}
 }
 
 func (p *pipeline) write() {
 	defer p.wg.Done()
-	forward := p.hashq != nil && !p.cfg.hashIn // encrypt: hash what was sealed
-	if forward {
-		defer close(p.hashq)
-	}
 	for j := range p.order {
 		<-j.done
 		if p.err == nil && j.err != nil {
 			p.fail(j.err)
 		}
 		if p.isFailed() {
-			if forward {
-				p.release(j, j.refs.Load()) // the hasher never gets it
-			} else {
-				p.release(j, 1)
-			}
+			p.release(j, 1)
 			continue
-		}
-		if forward {
-			p.hashq <- j // hashed while this goroutine writes
 		}
 		b := j.out
 		if p.cfg.writeIn {
@@ -224,9 +227,14 @@ func (p *pipeline) hash() {
 	defer p.wg.Done()
 	for j := range p.hashq {
 		if p.cfg.hashIn {
-			p.cfg.hasher.Write(j.in)
+			if !p.isFailed() {
+				p.cfg.hasher.Write(j.in)
+			}
 		} else {
-			p.cfg.hasher.Write(j.out)
+			<-j.done // sealed; a failed job is not hashed (the message fails)
+			if j.err == nil && !p.isFailed() {
+				p.cfg.hasher.Write(j.out)
+			}
 		}
 		p.release(j, 1)
 	}
@@ -238,7 +246,7 @@ func (p *pipeline) hash() {
 func (p *pipeline) wait() error {
 	close(p.work)
 	close(p.order)
-	if p.hashq != nil && p.cfg.hashIn {
+	if p.hashq != nil {
 		close(p.hashq)
 	}
 	p.wg.Wait()
