@@ -12,9 +12,12 @@ import (
 // target's directory, so the final rename is atomic on the same file
 // system, and removed on any failure or interrupt. Readers of the target
 // name never see a partial file, and decrypted plaintext is never visible
-// under the target name before it has been authenticated.
+// under the target name before it has been authenticated. While it is
+// written, completed ranges are written back in the background
+// (writeback.go), so that Commit's fsync is short.
 type atomicFile struct {
-	*os.File
+	f      *os.File
+	wb     *writeback
 	target string
 	done   bool
 }
@@ -23,6 +26,12 @@ type atomicFile struct {
 // existing file unless force is set, and always refuses to replace the
 // input (same file, whatever the path says).
 func createAtomic(target, input string, force bool) (*atomicFile, error) {
+	return createAtomicSync(target, input, force, startWriteback)
+}
+
+// createAtomicSync is createAtomic with the function that starts the
+// writeback of a range (tests count and fail it).
+func createAtomicSync(target, input string, force bool, sync func(fd uintptr, off, n int64) error) (*atomicFile, error) {
 	if st, err := os.Stat(target); err == nil {
 		if input != "" {
 			if in, err := os.Stat(input); err == nil && os.SameFile(st, in) {
@@ -46,16 +55,30 @@ func createAtomic(target, input string, force bool) (*atomicFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &atomicFile{File: f, target: target}, nil
+	return &atomicFile{f: f, wb: newWriteback(f, sync), target: target}, nil
 }
+
+// Write appends to the temporary file.
+func (a *atomicFile) Write(p []byte) (int, error) {
+	n, err := a.f.Write(p)
+	a.wb.wrote(n)
+	return n, err
+}
+
+// Name is the temporary file's path.
+func (a *atomicFile) Name() string { return a.f.Name() }
 
 // Commit flushes the file to disk and renames it into place.
 func (a *atomicFile) Commit() error {
-	if err := a.Sync(); err != nil {
+	if err := a.wb.stop(); err != nil {
+		a.Abort()
+		return fmt.Errorf("writing back %s: %w", a.f.Name(), err)
+	}
+	if err := a.f.Sync(); err != nil {
 		a.Abort()
 		return err
 	}
-	if err := a.File.Close(); err != nil {
+	if err := a.f.Close(); err != nil {
 		a.Abort()
 		return err
 	}
@@ -73,6 +96,7 @@ func (a *atomicFile) Abort() {
 		return
 	}
 	a.done = true
-	a.File.Close()
+	a.wb.stop()
+	a.f.Close()
 	os.Remove(a.Name())
 }
