@@ -190,6 +190,42 @@ func TestEnvelopeCommands(t *testing.T) {
 		}
 	}
 	assertNoTemp(t, dir)
+	// The safe default to stdout: a signed message larger than the
+	// in-memory spool, damaged near its end (last frame, or signature),
+	// read from a file or from stdin, writes nothing at all to stdout;
+	// intact, it round-trips.
+	big := make([]byte, 3<<20+5)
+	_, _ = rand.Read(big)
+	bigIn := filepath.Join(dir, "big.bin")
+	if err := os.WriteFile(bigIn, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, srv, nil, "encrypt", "--key-id", arn, bigIn)
+	msg, err := os.ReadFile(bigIn + ".enc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRun(t, srv, nil, "decrypt", "--out", "-", "--buffer-dir", dir, bigIn+".enc"); got != string(big) {
+		t.Fatalf("safe decrypt to stdout: %d bytes, want %d", len(got), len(big))
+	}
+	for name, pos := range map[string]int{"last frame": len(msg) - 200, "signature": len(msg) - 3} {
+		bad := bytes.Clone(msg)
+		bad[pos] ^= 0x40
+		badPath := filepath.Join(dir, "bad.enc")
+		if err := os.WriteFile(badPath, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for how, args := range map[string][]string{"file": {badPath}, "stdin": nil} {
+			var stdin []byte
+			if args == nil {
+				stdin = bad
+			}
+			out, errs, code := kmsctlRun(t, srv, stdin, append([]string{"decrypt", "--out", "-", "--buffer-dir", dir}, args...)...)
+			if code != 1 || len(out) != 0 {
+				t.Fatalf("tampered %s from %s to stdout: exit %d, %d bytes released (%s)", name, how, code, len(out), errs)
+			}
+		}
+	}
 	// Never overwrite the input, even with --force; refuse an existing
 	// output without --force.
 	if _, errs, code := kmsctlRun(t, srv, nil, "encrypt", "--key-id", arn, "--force", "--out", in, in); code != 2 || !strings.Contains(errs, "is the input") {
