@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -294,7 +293,7 @@ func (l *Log) Record(ctx context.Context, ev *Event) error {
 	if l == nil {
 		return nil
 	}
-	body, err := json.Marshal(ev)
+	body, err := encodeEvent(make([]byte, 0, 1024), ev)
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
