@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -105,9 +106,10 @@ func renderFields(v any, fields fieldList) map[string]any {
 		return nil
 	}
 	root := reflect.ValueOf(v)
-	out := map[string]any{}
+	var out map[string]any
 	for _, path := range fields {
-		val, ok := fieldByPath(root, path)
+		parts := splitPath(path)
+		val, ok := fieldByParts(root, parts)
 		if !ok || val.Type() == bytesType || isAbsent(val) {
 			continue
 		}
@@ -115,18 +117,53 @@ func renderFields(v any, fields fieldList) map[string]any {
 		if err != nil {
 			continue
 		}
-		put(out, strings.Split(path, "."), json.RawMessage(raw))
-	}
-	if len(out) == 0 {
-		return nil
+		if out == nil {
+			out = map[string]any{}
+		}
+		put(out, parts, json.RawMessage(raw))
 	}
 	return out
+}
+
+// pathPart is one step of a dotted field path: the Go field name and its
+// CloudTrail spelling.
+type pathPart struct{ name, key string }
+
+// pathCache holds the split form of every path rendered so far: the
+// allow-lists are fixed, so splitting and re-spelling them per request was
+// pure waste.
+var pathCache sync.Map // string -> []pathPart
+
+func splitPath(path string) []pathPart {
+	if p, ok := pathCache.Load(path); ok {
+		return p.([]pathPart)
+	}
+	names := strings.Split(path, ".")
+	parts := make([]pathPart, len(names))
+	for i, n := range names {
+		parts[i] = pathPart{name: n, key: lowerCamel(n)}
+	}
+	pathCache.Store(path, parts)
+	return parts
 }
 
 // fieldByPath follows a dotted path of exported field names through
 // pointers and structs.
 func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
-	for _, name := range strings.Split(path, ".") {
+	return fieldByParts(v, splitPath(path))
+}
+
+type fieldKey struct {
+	t    reflect.Type
+	name string
+}
+
+// fieldIndexes caches reflect's field lookup by name, which searches the
+// struct's fields (and allocates) on every call.
+var fieldIndexes sync.Map // fieldKey -> []int, nil when absent
+
+func fieldByParts(v reflect.Value, parts []pathPart) (reflect.Value, bool) {
+	for _, p := range parts {
 		for v.Kind() == reflect.Pointer {
 			if v.IsNil() {
 				return reflect.Value{}, false
@@ -136,10 +173,26 @@ func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
 		if v.Kind() != reflect.Struct {
 			return reflect.Value{}, false
 		}
-		v = v.FieldByName(name)
-		if !v.IsValid() {
+		k := fieldKey{v.Type(), p.name}
+		idx, ok := fieldIndexes.Load(k)
+		if !ok {
+			var found []int
+			if f, ok := k.t.FieldByName(p.name); ok {
+				found = f.Index
+			}
+			idx, _ = fieldIndexes.LoadOrStore(k, found)
+		}
+		index := idx.([]int)
+		if index == nil {
 			return reflect.Value{}, false
 		}
+		// An embedded pointer on the way may be nil: FieldByIndexErr
+		// says so instead of panicking.
+		f, err := v.FieldByIndexErr(index)
+		if err != nil {
+			return reflect.Value{}, false
+		}
+		v = f
 	}
 	return v, true
 }
@@ -154,8 +207,8 @@ func isAbsent(v reflect.Value) bool {
 	return false
 }
 
-func put(m map[string]any, path []string, v any) {
-	k := lowerCamel(path[0])
+func put(m map[string]any, path []pathPart, v any) {
+	k := path[0].key
 	if len(path) == 1 {
 		m[k] = v
 		return
