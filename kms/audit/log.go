@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,9 +70,10 @@ type Log struct {
 	path string
 	w    *sql.DB // the single writer connection
 	r    *sql.DB // readers (lookup, verify)
-	// insert is prepared once: preparing per batch parsed the SQL on
-	// every commit, a large part of a small batch's cost.
-	insert *sql.Stmt
+	// inserts[i] adds 1<<i rows in one statement, prepared once:
+	// preparing per batch parsed the SQL on every commit, and a statement
+	// per row cost a database/sql round trip and a cgo call per event.
+	inserts [insertSizes]*sql.Stmt
 	// ck checkpoints the WAL in the background (checkpointer).
 	ck             *sql.DB
 	stopCk, ckDone chan struct{}
@@ -196,17 +198,15 @@ func Open(ctx context.Context, path string, opts Options) (*Log, error) {
 		l.r.Close()
 		return nil, err
 	}
-	l.insert, err = w.PrepareContext(ctx, `INSERT INTO events
-		(seq, event_time, event_name, key_arns, principal, error_code, account, body, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := l.prepareInserts(ctx); err != nil {
+		l.closeInserts()
 		l.w.Close()
 		l.r.Close()
 		return nil, fmt.Errorf("audit: prepare: %w", err)
 	}
 	ck, err := sql.Open("sqlite3", base)
 	if err != nil {
-		l.insert.Close()
+		l.closeInserts()
 		l.w.Close()
 		l.r.Close()
 		return nil, err
@@ -218,6 +218,38 @@ func Open(ctx context.Context, path string, opts Options) (*Log, error) {
 	go l.writer()
 	go l.checkpointer()
 	return l, nil
+}
+
+// insertSizes is how many multi-row insert statements there are: for 1,
+// 2, 4, ... 32 rows (320 parameters, far below SQLite's limit).
+const insertSizes = 6
+
+// eventColumns is the number of columns an event row binds.
+const eventColumns = 10
+
+func (l *Log) prepareInserts(ctx context.Context) error {
+	row := "(" + strings.Repeat("?, ", eventColumns-1) + "?)"
+	for i := range l.inserts {
+		rows := strings.Repeat(row+", ", (1<<i)-1) + row
+		st, err := l.w.PrepareContext(ctx, `INSERT INTO events
+			(seq, event_time, event_name, key_arns, principal, error_code, account, body, prev_hash, hash)
+			VALUES `+rows)
+		if err != nil {
+			return err
+		}
+		l.inserts[i] = st
+	}
+	return nil
+}
+
+func (l *Log) closeInserts() error {
+	var errs []error
+	for _, st := range l.inserts {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // loadHead reads the chain's last hash and sequence number.
@@ -396,15 +428,26 @@ func (l *Log) commit(batch []*pending) error {
 	if err != nil {
 		return fmt.Errorf("audit: begin: %w", err)
 	}
-	stmt := tx.StmtContext(ctx, l.insert) // the same connection: no re-prepare
 	head, next := l.head, l.next
-	for _, p := range batch {
-		h := chainHash(head, p.body)
-		if _, err := stmt.ExecContext(ctx, next, p.eventTime, p.name, p.keys, p.principal, p.errorCode, p.account, p.body, head, h); err != nil {
+	args := make([]any, 0, eventColumns<<(insertSizes-1))
+	for rest := batch; len(rest) > 0; {
+		size := insertSizes - 1
+		for 1<<size > len(rest) {
+			size--
+		}
+		chunk := rest[:1<<size]
+		rest = rest[1<<size:]
+		args = args[:0]
+		for _, p := range chunk {
+			h := chainHash(head, p.body)
+			args = append(args, next, p.eventTime, p.name, p.keys, p.principal, p.errorCode, p.account, p.body, head, h)
+			head, next = h, next+1
+		}
+		// The same connection as tx: no re-prepare.
+		if _, err := tx.StmtContext(ctx, l.inserts[size]).ExecContext(ctx, args...); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("audit: insert: %w", err)
 		}
-		head, next = h, next+1
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("audit: commit: %w", err)
@@ -432,7 +475,7 @@ func (l *Log) Close() error {
 	<-l.done
 	close(l.stopCk)
 	<-l.ckDone
-	return errors.Join(l.insert.Close(), l.ck.Close(), l.r.Close(), l.w.Close())
+	return errors.Join(l.closeInserts(), l.ck.Close(), l.r.Close(), l.w.Close())
 }
 
 // Path returns the audit file's path.
