@@ -225,13 +225,15 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 // TestFailFast: a tampered early frame stops the reading stage, instead of
-// reading (and hashing) the rest of a large message first.
+// reading (and hashing) the rest of a large message first. The reader may
+// be a pipeline's worth of batches ahead (16 of about 320 KiB) when the
+// failure is seen, so the message is much larger than that.
 func TestFailFast(t *testing.T) {
 	t.Parallel()
 	kms := fakekms.New()
 	c := envelope.NewKMS(kms, kms.CreateKey(""))
 	for _, s := range []*format.Suite{format.AES256HKDFSHA512CommitKey, format.AES256HKDFSHA512CommitKeyECDSAP384} {
-		msg := encrypt(t, c, make([]byte, 16<<20), envelope.EncryptOptions{Suite: s})
+		msg := encrypt(t, c, make([]byte, 48<<20), envelope.EncryptOptions{Suite: s})
 		l := parseLayout(t, msg)
 		msg[l.headerEnd+100] ^= 1
 		cr := &countReader{r: bytes.NewReader(msg)}
