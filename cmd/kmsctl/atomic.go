@@ -12,26 +12,34 @@ import (
 // target's directory, so the final rename is atomic on the same file
 // system, and removed on any failure or interrupt. Readers of the target
 // name never see a partial file, and decrypted plaintext is never visible
-// under the target name before it has been authenticated. While it is
-// written, completed ranges are written back in the background
-// (writeback.go), so that Commit's fsync is short.
+// under the target name before it has been authenticated. It is written
+// with O_DIRECT from a goroutine where the file system allows it
+// (direct.go); otherwise through the page cache, with the completed ranges
+// written back in the background (writeback.go). Either way the disk works
+// while the data is encrypted, and Commit's fsync is short.
 type atomicFile struct {
 	f      *os.File
+	dw     *directWriter // nil: buffered, with wb
 	wb     *writeback
 	target string
 	done   bool
+}
+
+// atomicOptions choose how an atomicFile is written (tests use both ways).
+type atomicOptions struct {
+	direct bool                                 // try O_DIRECT first
+	sync   func(fd uintptr, off, n int64) error // starts writeback when buffered
 }
 
 // createAtomic prepares to write target. It refuses to replace an
 // existing file unless force is set, and always refuses to replace the
 // input (same file, whatever the path says).
 func createAtomic(target, input string, force bool) (*atomicFile, error) {
-	return createAtomicSync(target, input, force, startWriteback)
+	return createAtomicWith(target, input, force, atomicOptions{direct: true, sync: startWriteback})
 }
 
-// createAtomicSync is createAtomic with the function that starts the
-// writeback of a range (tests count and fail it).
-func createAtomicSync(target, input string, force bool, sync func(fd uintptr, off, n int64) error) (*atomicFile, error) {
+// createAtomicWith is createAtomic with the choice of the write path.
+func createAtomicWith(target, input string, force bool, o atomicOptions) (*atomicFile, error) {
 	if st, err := os.Stat(target); err == nil {
 		if input != "" {
 			if in, err := os.Stat(input); err == nil && os.SameFile(st, in) {
@@ -55,11 +63,21 @@ func createAtomicSync(target, input string, force bool, sync func(fd uintptr, of
 	if err != nil {
 		return nil, err
 	}
-	return &atomicFile{f: f, wb: newWriteback(f, sync), target: target}, nil
+	a := &atomicFile{f: f, target: target}
+	if o.direct {
+		a.dw, _ = newDirectWriter(f) // nil (buffered) if unsupported
+	}
+	if a.dw == nil {
+		a.wb = newWriteback(f, o.sync)
+	}
+	return a, nil
 }
 
 // Write appends to the temporary file.
 func (a *atomicFile) Write(p []byte) (int, error) {
+	if a.dw != nil {
+		return a.dw.Write(p)
+	}
 	n, err := a.f.Write(p)
 	a.wb.wrote(n)
 	return n, err
@@ -70,7 +88,12 @@ func (a *atomicFile) Name() string { return a.f.Name() }
 
 // Commit flushes the file to disk and renames it into place.
 func (a *atomicFile) Commit() error {
-	if err := a.wb.stop(); err != nil {
+	if a.dw != nil {
+		if err := a.dw.finish(); err != nil {
+			a.Abort()
+			return err
+		}
+	} else if err := a.wb.stop(); err != nil {
 		a.Abort()
 		return fmt.Errorf("writing back %s: %w", a.f.Name(), err)
 	}
@@ -96,7 +119,11 @@ func (a *atomicFile) Abort() {
 		return
 	}
 	a.done = true
-	a.wb.stop()
+	if a.dw != nil {
+		a.dw.abort()
+	} else {
+		a.wb.stop()
+	}
 	a.f.Close()
 	os.Remove(a.Name())
 }

@@ -63,7 +63,7 @@ func TestAtomicWriteback(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "out")
 	log := &rangeLog{real: runtime.GOOS == "linux"}
-	a, err := createAtomicSync(target, "", false, log.sync)
+	a, err := createAtomicWith(target, "", false, atomicOptions{sync: log.sync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestAtomicWritebackFailure(t *testing.T) {
 		dir := t.TempDir()
 		target := filepath.Join(dir, "out")
 		log := &rangeLog{failAt: 1, err: errors.New("EIO from writeback")}
-		a, err := createAtomicSync(target, "", false, log.sync)
+		a, err := createAtomicWith(target, "", false, atomicOptions{sync: log.sync})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestAtomicWritebackFailure(t *testing.T) {
 		dir := t.TempDir()
 		target := filepath.Join(dir, "out")
 		log := &rangeLog{failAt: 1, err: errUnsupportedForTest}
-		a, err := createAtomicSync(target, "", false, log.sync)
+		a, err := createAtomicWith(target, "", false, atomicOptions{sync: log.sync})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestAtomicWritebackFailure(t *testing.T) {
 		dir := t.TempDir()
 		target := filepath.Join(dir, "out")
 		log := &rangeLog{gate: make(chan struct{})}
-		a, err := createAtomicSync(target, "", false, log.sync)
+		a, err := createAtomicWith(target, "", false, atomicOptions{sync: log.sync})
 		if err != nil {
 			t.Fatal(err)
 		}
