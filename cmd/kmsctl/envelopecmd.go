@@ -214,7 +214,11 @@ func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.
 		if !st.Mode().IsRegular() {
 			return nil, "", usagef("%s is not a regular file", in)
 		}
-		src, size = file, st.Size()
+		// Read ahead, from the page cache or straight from the disk
+		// (input.go).
+		fin := newFileInput(file, st.Size())
+		defer fin.Close()
+		src, size = fin, st.Size()
 	}
 	out := outputPath(f.out, in, enc)
 	show := f.progress == "always" || (f.progress == "auto" && e.StderrIsTerminal)
