@@ -39,15 +39,15 @@ type chunkResult struct {
 
 // fileInput reads a regular file with O_DIRECT, inputBuffers chunks ahead.
 type fileInput struct {
-	direct  *os.File
-	bufs    [][]byte
-	queue   []pendingChunk // in file order
-	next    int64          // offset of the next chunk to start
-	ended   bool           // a short chunk was read: start no more
-	cur     []byte         // the unread part of the chunk in hand
-	curBuf  []byte         // the buffer of the chunk in hand
-	err     error
-	closed  bool
+	direct *os.File
+	bufs   [][]byte
+	queue  []pendingChunk // in file order
+	next   int64          // offset of the next chunk to start
+	ended  bool           // a short chunk was read: start no more
+	cur    []byte         // the unread part of the chunk in hand
+	curBuf []byte         // the buffer of the chunk in hand
+	err    error
+	closed bool
 }
 
 // newFileInput reads f (size bytes, at offset 0, opened by the caller)
