@@ -158,6 +158,21 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 
 	// Signed, safe mode: pass 1 authenticates every frame and the
 	// signature while spooling the ciphertext; pass 2 decrypts the spool.
+	//
+	// Why a spool rather than reading the input again for pass 2: the
+	// input can change between the passes (a file rewritten in place),
+	// and nothing else binds pass 2 to what pass 1 verified. The frames'
+	// GCM tags do not: the party the signature protects against is one
+	// that can decrypt the data key (any holder of kms:Decrypt on one of
+	// the message's keys), and with the data key it can make frames that
+	// authenticate, and with GHASH's key even frames with the very tags
+	// pass 1 saw. Binding a re-read would take a collision-resistant
+	// digest of every batch kept from pass 1 (state that grows with the
+	// message) and would work for seekable files only. The spool costs
+	// little time: pass 1 is bound by the sequential SHA-384, and writing
+	// the spool runs on another core meanwhile (1 GiB, 2 cores: pass 1
+	// 1.49 s, pass 2 0.24 s); pass 2 is the price of releasing nothing
+	// unverified.
 	sp := &spool{dir: opts.TempDir}
 	defer sp.Close()
 	sc := format.NewFrameScanner(br, h.FrameLength)
