@@ -79,7 +79,7 @@ func runAsym(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	self := os.Getpid()
-	cpu := func() (float64, error) { return processCPUSeconds(self) }
+	cpu := processCPU(self)
 	rec := newRecorder(cells.record, cells.label)
 	fmt.Fprintf(stdout, "kmsbench asym: raw token %q in this process vs kmsd at %s, %s per cell after %s warm-up, %d CPUs shared\n",
 		*label, api.endpoint, cells.duration, cells.warmup, runtime.NumCPU())

@@ -59,9 +59,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var cpu func() (float64, error)
+	var cpu sampler
 	if pid > 0 {
-		cpu = func() (float64, error) { return processCPUSeconds(pid) }
+		cpu = processCPU(pid)
 	}
 	rec := newRecorder(cells.record, cells.label)
 

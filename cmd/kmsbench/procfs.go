@@ -27,6 +27,14 @@ func processCPUSeconds(pid int) (float64, error) {
 	return parseStatCPU(data)
 }
 
+// processCPU samples processCPUSeconds of pid.
+func processCPU(pid int) sampler {
+	return func() ([]float64, error) {
+		s, err := processCPUSeconds(pid)
+		return []float64{s}, err
+	}
+}
+
 // parseStatCPU extracts utime+stime from the text of /proc/PID/stat. The
 // command name (field 2) may contain spaces and parentheses, so fields are
 // counted from the last ')'.
@@ -130,4 +138,39 @@ func endpointPort(hostport string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(port)
+}
+
+// machineCPU returns the machine's idle (idle + iowait) and total CPU
+// time in clock ticks, from the first line of /proc/stat.
+func machineCPU() ([]float64, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	idle, total, err := parseProcStat(data)
+	if err != nil {
+		return nil, err
+	}
+	return []float64{float64(idle), float64(total)}, nil
+}
+
+// parseProcStat sums the "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest time is already inside user and nice).
+func parseProcStat(data []byte) (idle, total uint64, err error) {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, errors.New("/proc/stat: no cpu line")
+	}
+	for i, s := range f[1:9] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		total += v
+		if i == 3 || i == 4 {
+			idle += v
+		}
+	}
+	return idle, total, nil
 }

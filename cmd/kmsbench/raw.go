@@ -77,7 +77,7 @@ func runRaw(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	op := rawEncrypt(dev)
 	self := os.Getpid()
-	cpu := func() (float64, error) { return processCPUSeconds(self) }
+	cpu := processCPU(self)
 	rec := newRecorder(cells.record, cells.label)
 	fmt.Fprintf(stdout, "kmsbench raw: AES-256-GCM encrypt of %d bytes on token %q via %s, %s per cell after %s warm-up, %d CPUs\n",
 		plaintextSize, *label, *module, cells.duration, cells.warmup, runtime.NumCPU())

@@ -21,7 +21,7 @@ type cellSpec struct {
 	op          operation
 	// cpu returns the cumulative CPU seconds of the measured process; nil
 	// when no CPU is measured.
-	cpu func() (float64, error)
+	cpu sampler
 }
 
 // requestGrace bounds a single request beyond the end of its cell, so a hung
@@ -74,7 +74,7 @@ func runCell(ctx context.Context, spec cellSpec) cellResult {
 		})
 	}
 
-	cpuSeconds := sampleCPU(ctx, spec.cpu, windowStart, windowEnd)
+	deltas := sampleWindow(ctx, windowStart, windowEnd, spec.cpu, machineCPU)
 	wg.Wait()
 
 	res := cellResult{
@@ -82,7 +82,14 @@ func runCell(ctx context.Context, spec cellSpec) cellResult {
 		concurrency: spec.concurrency,
 		keys:        spec.keys,
 		elapsed:     spec.duration,
-		cpuSeconds:  cpuSeconds,
+		cpuSeconds:  -1,
+		idleShare:   -1,
+	}
+	if d := deltas[0]; d != nil {
+		res.cpuSeconds = d[0]
+	}
+	if d := deltas[1]; d != nil && d[1] > 0 {
+		res.idleShare = d[0] / d[1]
 	}
 	for _, t := range tallies {
 		res.ok += t.ok
@@ -95,27 +102,38 @@ func runCell(ctx context.Context, spec cellSpec) cellResult {
 	return res
 }
 
-// sampleCPU reads cpu at from and at to, and returns the difference; -1
-// when cpu is nil, a read fails or ctx ends first.
-func sampleCPU(ctx context.Context, cpu func() (float64, error), from, to time.Time) float64 {
-	if cpu == nil {
-		return -1
+// sampler returns cumulative counters (CPU seconds, clock ticks).
+type sampler func() ([]float64, error)
+
+// sampleWindow reads every sampler at from and at to and returns, per
+// sampler, the growth of its counters over the window: nil for a sampler
+// that is nil or failed, and for all when ctx ends first.
+func sampleWindow(ctx context.Context, from, to time.Time, samplers ...sampler) [][]float64 {
+	before := make([][]float64, len(samplers))
+	out := make([][]float64, len(samplers))
+	for _, edge := range []time.Time{from, to} {
+		if !sleepUntil(ctx, edge) {
+			return make([][]float64, len(samplers))
+		}
+		for i, s := range samplers {
+			if s == nil || (edge == to && before[i] == nil) {
+				continue
+			}
+			v, err := s()
+			switch {
+			case err != nil:
+				before[i] = nil
+			case edge == from:
+				before[i] = v
+			case len(v) == len(before[i]):
+				out[i] = make([]float64, len(v))
+				for j := range v {
+					out[i][j] = v[j] - before[i][j]
+				}
+			}
+		}
 	}
-	if !sleepUntil(ctx, from) {
-		return -1
-	}
-	before, err := cpu()
-	if err != nil {
-		return -1
-	}
-	if !sleepUntil(ctx, to) {
-		return -1
-	}
-	after, err := cpu()
-	if err != nil {
-		return -1
-	}
-	return after - before
+	return out
 }
 
 // sleepUntil waits for t; false if ctx ended first.

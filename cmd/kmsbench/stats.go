@@ -16,6 +16,10 @@ type cellResult struct {
 	firstError  string          // one example, so a failing cell explains itself
 	latencies   []time.Duration // of successful requests only
 	cpuSeconds  float64         // CPU of the measured process over the window; <0 when unknown
+	// idleShare is the share of the machine's CPU time left idle (idle
+	// and iowait) over the window, <0 when unknown: a server that waits
+	// (for a disk, say) shows here, not in its own CPU seconds.
+	idleShare float64
 }
 
 // rate is successful requests per second.

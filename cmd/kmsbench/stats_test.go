@@ -64,13 +64,13 @@ func TestTableRow(t *testing.T) {
 		operation: "encrypt", concurrency: 16, keys: 10000, elapsed: time.Second,
 		ok: 3, errors: 1, firstError: "boom\nagain",
 		latencies:  []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond},
-		cpuSeconds: 0.003,
+		cpuSeconds: 0.003, idleShare: 0.125,
 	})
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("got %d lines, want header, row and error:\n%s", len(lines), b.String())
 	}
-	if got, want := strings.Fields(lines[1]), []string{"encrypt", "16", "10000", "3.0", "2.000ms", "3.000ms", "1", "1.000"}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := strings.Fields(lines[1]), []string{"encrypt", "16", "10000", "3.0", "2.000ms", "3.000ms", "1", "1.000", "12.5"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("row = %q, want fields %q", lines[1], want)
 	}
 	if len(lines[0]) != len(lines[1]) {
@@ -91,6 +91,21 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if got != 3.0 {
 		t.Fatalf("cpu = %v s, want 3", got)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	stat := "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 3 0\n"
+	idle, total, err := parseProcStat([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle != 840 || total != 1000 {
+		t.Fatalf("idle, total = %d, %d; want 840, 1000 (guest time is inside user)", idle, total)
+	}
+	if _, _, err := parseProcStat([]byte("intr 1 2 3\n")); err == nil {
+		t.Fatal("a file without the cpu line was parsed")
 	}
 }
 
