@@ -33,8 +33,9 @@ const (
 // directWriter writes a file opened for O_DIRECT.
 type directWriter struct {
 	f      *os.File
-	bufs   [][]byte // all buffers, released by close
-	cur    []byte   // being filled
+	write  func([]byte) (int, error) // f.Write, or a test's
+	bufs   [][]byte                  // all buffers, released by close
+	cur    []byte                    // being filled
 	free   chan []byte
 	full   chan []byte
 	failed chan struct{} // closed by run on its first error
@@ -47,6 +48,12 @@ type directWriter struct {
 // or returns an error (the file system does not support it, or memory for
 // the buffers could not be had); f is then unchanged.
 func newDirectWriter(f *os.File) (*directWriter, error) {
+	return newDirectWriterWith(f, f.Write)
+}
+
+// newDirectWriterWith is newDirectWriter with the function that writes to
+// f (tests make it fail).
+func newDirectWriterWith(f *os.File, write func([]byte) (int, error)) (*directWriter, error) {
 	var bufs [][]byte
 	for range directBuffers {
 		b, err := alignedBuffer(directChunk)
@@ -64,7 +71,7 @@ func newDirectWriter(f *os.File) (*directWriter, error) {
 		}
 		return nil, err
 	}
-	w := &directWriter{f: f, bufs: bufs, free: make(chan []byte, directBuffers), full: make(chan []byte, directBuffers),
+	w := &directWriter{f: f, write: write, bufs: bufs, free: make(chan []byte, directBuffers), full: make(chan []byte, directBuffers),
 		failed: make(chan struct{}), done: make(chan struct{})}
 	for _, b := range bufs {
 		w.free <- b[:0]
@@ -77,13 +84,14 @@ func (w *directWriter) run() {
 	defer close(w.done)
 	for b := range w.full {
 		if w.err == nil {
-			_, err := w.f.Write(b)
+			n, err := w.write(b)
 			if err != nil && directRefused(err) {
 				// A device that wants more alignment than directAlign:
-				// the rest goes through the page cache (this write
-				// wrote nothing).
+				// the rest goes through the page cache. Only what this
+				// write did not write: a short write before the refusal
+				// has moved the offset.
 				if err = setDirect(w.f, false); err == nil {
-					_, err = w.f.Write(b)
+					_, err = w.write(b[n:])
 				}
 			}
 			if err != nil {

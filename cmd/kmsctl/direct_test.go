@@ -97,3 +97,47 @@ func TestAtomicDirectFailure(t *testing.T) {
 	}
 	checkNoTemp(t, dir, "")
 }
+
+// TestDirectRefusedAfterShortWrite: when the disk refuses an O_DIRECT
+// write (EINVAL) after part of the chunk went out, the writer goes on
+// through the page cache from where the offset stopped, without writing
+// the part already on disk a second time.
+func TestDirectRefusedAfterShortWrite(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("O_DIRECT is only used on Linux")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	calls := 0
+	w, err := newDirectWriterWith(f, func(b []byte) (int, error) {
+		calls++
+		if calls == 2 { // the second chunk: half of it, then refused
+			n, err := f.Write(b[:len(b)/2])
+			if err != nil {
+				return n, err
+			}
+			return n, errUnsupportedForTest
+		}
+		return f.Write(b)
+	})
+	if err != nil {
+		t.Skipf("no O_DIRECT here: %v", err)
+	}
+	data := make([]byte, 3*directChunk+directAlign+5)
+	_, _ = rand.Read(data)
+	writeUneven(t, w, data)
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls < 3 || !bytes.Equal(got, data) {
+		t.Fatalf("%d writes; read back %d bytes, want %d; content equal: %v", calls, len(got), len(data), bytes.Equal(got, data))
+	}
+}
