@@ -62,6 +62,12 @@ func newFileInput(f *os.File, size int64) io.ReadCloser {
 	if err != nil {
 		return io.NopCloser(f)
 	}
+	// The path is opened again: it must still name the file the caller
+	// opened (and took the size of), not one renamed into its place since.
+	if !sameFile(f, direct) {
+		direct.Close()
+		return io.NopCloser(f)
+	}
 	in := &fileInput{direct: direct}
 	for range inputBuffers {
 		b, err := alignedBuffer(inputChunk)
@@ -78,6 +84,15 @@ func newFileInput(f *os.File, size int64) io.ReadCloser {
 		in.start(b)
 	}
 	return in
+}
+
+func sameFile(a, b *os.File) bool {
+	sa, err := a.Stat()
+	if err != nil {
+		return false
+	}
+	sb, err := b.Stat()
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // start reads the next chunk into b in the background.

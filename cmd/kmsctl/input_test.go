@@ -87,3 +87,33 @@ func TestFileInputDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFileInputReplaced: the direct read-ahead reads the file the caller
+// opened, even when another file has taken its name since (it opens the
+// path again for O_DIRECT).
+func TestFileInputReplaced(t *testing.T) {
+	t.Parallel()
+	orig := make([]byte, inputChunk+5)
+	_, _ = rand.Read(orig)
+	f := uncachedFile(t, orig)
+	other := make([]byte, len(orig))
+	_, _ = rand.Read(other)
+	tmp := f.Name() + ".new"
+	if err := os.WriteFile(tmp, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, f.Name()); err != nil {
+		t.Fatal(err)
+	}
+	in := newFileInput(f, int64(len(orig)))
+	got, err := io.ReadAll(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, orig) {
+		t.Fatalf("read %d bytes, equal to the opened file: %v, to the one renamed over it: %v", len(got), bytes.Equal(got, orig), bytes.Equal(got, other))
+	}
+}
