@@ -226,6 +226,16 @@ func TestEnvelopeCommands(t *testing.T) {
 				t.Fatalf("tampered %s from %s to stdout: exit %d, %d bytes released (%s)", name, how, code, len(out), errs)
 			}
 		}
+		// To a file, decrypt streams into the temporary file (no spool):
+		// it must still never be renamed into place.
+		outPath := filepath.Join(dir, "bad.out")
+		if _, errs, code := kmsctlRun(t, srv, nil, "decrypt", "--out", outPath, badPath); code != 1 {
+			t.Fatalf("tampered %s to a file: exit %d (%s)", name, code, errs)
+		}
+		if _, err := os.Stat(outPath); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("tampered %s to a file: output published (%v)", name, err)
+		}
+		assertNoTemp(t, dir)
 	}
 	// Never overwrite the input, even with --force; refuse an existing
 	// output without --force.
