@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // atomicFile is an output file that appears under its name only when
@@ -110,6 +111,25 @@ func (a *atomicFile) Commit() error {
 		return fmt.Errorf("renaming into place: %w", err)
 	}
 	a.done = true
+	// The rename is an entry in the directory: until the directory is
+	// synced, a crash may forget it and the output (complete, since the
+	// file was synced first) would be missing after a reboot.
+	return syncDir(filepath.Dir(a.target))
+}
+
+// syncDir fsyncs a directory. Systems that cannot sync a directory (an
+// open of a directory fails on Windows, some file systems refuse fsync
+// on one with EINVAL) have nothing more durable to offer; that is not an
+// error of the command.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("syncing %s after the rename: %w", dir, err)
+	}
 	return nil
 }
 

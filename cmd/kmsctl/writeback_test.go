@@ -181,3 +181,14 @@ func checkNoTemp(t *testing.T, dir, keep string) {
 		}
 	}
 }
+
+// syncDir: a real directory syncs; one that cannot be opened is not an
+// error of the command (Commit has already renamed the complete file).
+func TestSyncDir(t *testing.T) {
+	if err := syncDir(t.TempDir()); err != nil {
+		t.Fatalf("syncDir of a directory: %v", err)
+	}
+	if err := syncDir(filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Fatalf("syncDir of a missing directory: %v", err)
+	}
+}
