@@ -193,8 +193,11 @@ func wireTags(tags []TagRecord) []Tag {
 	return out
 }
 
-// AdminDeleteUser deletes a user with its access keys, policies and tags.
-// The bootstrap admin cannot be deleted: it is the way back in.
+// AdminDeleteUser deletes a user and its tags. As in IAM, a user that
+// still has access keys or identity policies is not deleted
+// (DeleteConflictException): deleting it would silently cut off whoever
+// uses those keys, so they are removed first, on purpose. The bootstrap
+// admin cannot be deleted: it is the way back in.
 func (s *Service) AdminDeleteUser(ctx context.Context, in *DeleteUserInput) (*Empty, error) {
 	account, err := targetAccount(ctx, in.AccountId)
 	if err != nil {
@@ -207,7 +210,8 @@ func (s *Service) AdminDeleteUser(ctx context.Context, in *DeleteUserInput) (*Em
 	return s.deletePrincipal(ctx, "DeleteUser", account, KindUser, name)
 }
 
-// AdminDeleteRole deletes a role with its policies, tags and sessions.
+// AdminDeleteRole deletes a role with its tags and sessions; as in IAM, a
+// role with identity policies is not deleted (DeleteConflictException).
 func (s *Service) AdminDeleteRole(ctx context.Context, in *DeleteRoleInput) (*Empty, error) {
 	account, err := targetAccount(ctx, in.AccountId)
 	if err != nil {
@@ -235,6 +239,9 @@ func (s *Service) deletePrincipal(ctx context.Context, op, account, kind, name s
 	if admin, _ := s.bootstrapAdminARN(ctx); rec.ARN == admin {
 		return nil, Errorf(CodeValidation, "The bootstrap admin user cannot be deleted.")
 	}
+	if err := s.checkNothingAttached(ctx, rec); err != nil {
+		return nil, err
+	}
 	if err := s.store.DeletePrincipal(ctx, rec.ARN); err != nil {
 		return nil, storeError(err, fmt.Sprintf("The %s with name %s cannot be found.", what, name), "")
 	}
@@ -242,6 +249,31 @@ func (s *Service) deletePrincipal(ctx context.Context, op, account, kind, name s
 	s.InvalidateIdentity(rec.ARN)
 	s.log.InfoContext(ctx, what+" deleted", "arn", rec.ARN, "by", principalARNOf(ctx))
 	return &Empty{}, nil
+}
+
+// checkNothingAttached refuses to delete a principal that still has
+// access keys (users) or identity policies, with IAM's messages. A key or
+// policy added between this check and the delete is still removed with
+// the principal, as before: the check is a guard against mistakes, not a
+// lock.
+func (s *Service) checkNothingAttached(ctx context.Context, rec PrincipalRecord) error {
+	if rec.Kind == KindUser {
+		keys, err := s.store.ListAccessKeys(ctx, rec.ARN)
+		if err != nil {
+			return Internal(err)
+		}
+		if len(keys) > 0 {
+			return Errorf(CodeDeleteConflict, "Cannot delete entity, must delete access keys first.")
+		}
+	}
+	ps, err := s.store.IdentityPolicies(ctx, rec.ARN)
+	if err != nil {
+		return Internal(err)
+	}
+	if len(ps) > 0 {
+		return Errorf(CodeDeleteConflict, "Cannot delete entity, must detach all policies first.")
+	}
+	return nil
 }
 
 // getPrincipal reads a user or role by ARN; IAM names are unique

@@ -35,6 +35,9 @@ const (
 	CodeValidation           Code = "ValidationException"
 	CodeAccessDenied         Code = "AccessDeniedException"
 	CodeThrottling           Code = "ThrottlingException"
+	// CodeDeleteConflict is IAM's DeleteConflict, for the admin API: a
+	// user or role still has access keys or policies.
+	CodeDeleteConflict Code = "DeleteConflictException"
 
 	// Authentication failures, detected in httpapi but named here so that
 	// there is one list of codes and one mapping to HTTP.

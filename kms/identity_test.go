@@ -166,3 +166,67 @@ func TestAdminAuthorization(t *testing.T) {
 		t.Fatal("an Inactive key still verifies")
 	}
 }
+
+// As in IAM, a user with access keys or policies, or a role with policies,
+// is not deleted (DeleteConflictException) until they are removed.
+func TestDeletePrincipalConflicts(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, err := e.svc.Bootstrap(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := e.svc.LookupAccessKey(e.ctx, boot.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("erin")}); err != nil {
+		t.Fatal(err)
+	}
+	erinARN := "arn:aws:iam::" + boot.AccountID + ":user/erin"
+	key, err := e.svc.AdminCreateAccessKey(admin, &kms.CreateAccessKeyInput{UserName: ptr("erin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const doc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*"}]}`
+	if _, err := e.svc.AdminAttachIdentityPolicy(admin, &kms.AttachIdentityPolicyInput{PrincipalArn: ptr(erinARN), PolicyName: ptr("p"), PolicyDocument: ptr(doc)}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = e.svc.AdminDeleteUser(admin, &kms.DeleteUserInput{UserName: ptr("erin")})
+	wantCode(t, err, kms.CodeDeleteConflict)
+	if k, err := e.svc.LookupAccessKey(e.ctx, key.AccessKey.AccessKeyId); err != nil || k.Secret != key.AccessKey.SecretAccessKey {
+		t.Fatalf("a refused delete removed erin's key: %v", err)
+	}
+	if _, err := e.svc.AdminDeleteAccessKey(admin, &kms.DeleteAccessKeyInput{AccessKeyId: ptr(key.AccessKey.AccessKeyId)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.AdminDeleteUser(admin, &kms.DeleteUserInput{UserName: ptr("erin")})
+	wantCode(t, err, kms.CodeDeleteConflict)
+	if _, err := e.svc.AdminDetachIdentityPolicy(admin, &kms.DetachIdentityPolicyInput{PrincipalArn: ptr(erinARN), PolicyName: ptr("p")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AdminDeleteUser(admin, &kms.DeleteUserInput{UserName: ptr("erin")}); err != nil {
+		t.Fatalf("deleting erin with nothing attached: %v", err)
+	}
+	_, err = e.svc.AdminDeleteUser(admin, &kms.DeleteUserInput{UserName: ptr("erin")})
+	wantCode(t, err, kms.CodeNotFound)
+
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + boot.AccountID + `:root"},"Action":"sts:AssumeRole"}]}`
+	role, err := e.svc.AdminCreateRole(admin, &kms.CreateRoleInput{RoleName: ptr("ops"), AssumeRolePolicyDocument: ptr(trust)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleARN := role.Role.Arn
+	if _, err := e.svc.AdminAttachIdentityPolicy(admin, &kms.AttachIdentityPolicyInput{PrincipalArn: ptr(roleARN), PolicyName: ptr("p"), PolicyDocument: ptr(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.AdminDeleteRole(admin, &kms.DeleteRoleInput{RoleName: ptr("ops")})
+	wantCode(t, err, kms.CodeDeleteConflict)
+	if _, err := e.svc.AdminDetachIdentityPolicy(admin, &kms.DetachIdentityPolicyInput{PrincipalArn: ptr(roleARN), PolicyName: ptr("p")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AdminDeleteRole(admin, &kms.DeleteRoleInput{RoleName: ptr("ops")}); err != nil {
+		t.Fatalf("deleting the role with nothing attached: %v", err)
+	}
+}

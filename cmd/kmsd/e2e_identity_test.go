@@ -331,10 +331,20 @@ func TestE2EIdentities(t *testing.T) {
 	_, err = staticKMSClient(srv.addr, credentials.StaticCredentialsProvider{Value: expired}).ListKeys(ctx, &awskms.ListKeysInput{})
 	expectErr[*smithy.GenericAPIError](t, err, "ExpiredTokenException", "The security token included in the request is expired")
 
-	// Deleting the user ends its key at once.
-	mustAdmin(t, srv.addr, admin, "DeleteUser", map[string]any{"AccountId": acct2, "UserName": "alice"}, nil)
+	// As in IAM, a user with an access key or a policy is not deleted;
+	// deleting the key ends it at once, and then the user can go.
+	err = adminCall(t, srv.addr, admin, "DeleteUser", map[string]any{"AccountId": acct2, "UserName": "alice"}, nil)
+	if ae, ok := err.(*adminAPIError); !ok || ae.Type != "DeleteConflictException" || ae.Message != "Cannot delete entity, must delete access keys first." || ae.Status != 400 {
+		t.Errorf("DeleteUser of alice with a key = %v, want DeleteConflictException", err)
+	}
+	if _, err := ac.ListKeys(ctx, &awskms.ListKeysInput{}); err != nil {
+		t.Fatalf("a refused DeleteUser ended alice's key: %v", err)
+	}
+	mustAdmin(t, srv.addr, admin, "DeleteAccessKey", map[string]any{"AccessKeyId": alice.AccessKeyID}, nil)
 	_, err = ac.ListKeys(ctx, &awskms.ListKeysInput{})
 	expectErr[*smithy.GenericAPIError](t, err, "UnrecognizedClientException", msgInvalidToken)
+	mustAdmin(t, srv.addr, admin, "DetachIdentityPolicy", map[string]any{"PrincipalArn": aliceARN, "PolicyName": "kms-all"}, nil)
+	mustAdmin(t, srv.addr, admin, "DeleteUser", map[string]any{"AccountId": acct2, "UserName": "alice"}, nil)
 	for _, secret := range []string{adminSecret, alice.SecretAccessKey, temp.SecretAccessKey} {
 		if strings.Contains(srv.stderr.String(), secret) || strings.Contains(srv.stdout.String(), secret) {
 			t.Error("a secret access key reached kmsd's output")
