@@ -265,8 +265,15 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.resolveKeyFor(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias,
-		cryptoAccess("ReEncryptTo", in.DestinationEncryptionContext, in.GrantTokens, in.DestinationEncryptionAlgorithm))
+	// The destination is authorized before anything is decrypted, with
+	// kms:ReEncryptOnSameKey computed against the source key the request
+	// names (SourceKeyId, else the blob's header), so that a policy that
+	// allows re-encryption only onto the same key is honoured; once the
+	// source is opened and its key proven, the destination is authorized
+	// again against it (below).
+	early := cryptoAccess("ReEncryptTo", in.DestinationEncryptionContext, in.GrantTokens, in.DestinationEncryptionAlgorithm)
+	early.reEncryptPeer = s.claimedSourceKey(ctx, in)
+	dst, err := s.resolveKeyFor(ctx, "destinationKeyId", in.DestinationKeyId, keyOrAlias, early)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +324,28 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 		SourceKeyMaterialId:            keyMaterialID(src.version.BackingID),
 		DestinationKeyMaterialId:       keyMaterialID(v.BackingID),
 	}, nil
+}
+
+// claimedSourceKey is the id of the key a ReEncrypt request says its
+// ciphertext belongs to, before anything is verified: SourceKeyId if it
+// names a key, else the key id in a symmetric blob's header; "" when
+// neither tells (the request then fails on the source later). It only
+// feeds kms:ReEncryptOnSameKey of the early destination check: a forged
+// header cannot pass the source's decryption, and the destination is
+// checked again against the proven source key.
+func (s *Service) claimedSourceKey(ctx context.Context, in *ReEncryptInput) string {
+	if in.SourceKeyId != nil {
+		r, err := s.resolveKeyFor(ctx, "sourceKeyId", in.SourceKeyId, keyOrAlias, access{skipAuthorization: true})
+		if err != nil {
+			return ""
+		}
+		return r.key.ID
+	}
+	parsed, err := ciphertext.Parse(in.CiphertextBlob)
+	if err != nil {
+		return ""
+	}
+	return parsed.KeyID
 }
 
 // dataKeyLength validates KeySpec / NumberOfBytes: exactly one of them.

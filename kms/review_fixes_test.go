@@ -168,3 +168,45 @@ func TestImportConditionKeys(t *testing.T) {
 	_, err = e.svc.ImportKeyMaterial(e.ctx, &kms.ImportKeyMaterialInput{KeyId: ptr(id), ImportToken: []byte("t"), EncryptedKeyMaterial: []byte("m"), ExpirationModel: ptr("KEY_MATERIAL_DOES_NOT_EXPIRE")})
 	wantCode(t, err, kms.CodeAccessDenied)
 }
+
+// TestReEncryptOnSameKeyAllow: an Allow of kms:ReEncrypt* that requires
+// kms:ReEncryptOnSameKey=true lets a key re-encrypt its own ciphertexts
+// (to change their context) and nothing else onto it. The destination used
+// to be checked once before the source key was known, without the
+// condition key, which refused the same-key case too.
+func TestReEncryptOnSameKeyAllow(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},
+	  "Action":["kms:Encrypt","kms:Decrypt","kms:DescribeKey","kms:GetKeyPolicy","kms:PutKeyPolicy"],"Resource":"*"},
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:ReEncrypt*","Resource":"*",
+	  "Condition":{"Bool":{"kms:ReEncryptOnSameKey":"true"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(md.KeyId), Plaintext: []byte("x"),
+		EncryptionContext: map[string]string{"v": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: ptr(md.KeyId),
+		SourceEncryptionContext: map[string]string{"v": "1"}, DestinationEncryptionContext: map[string]string{"v": "2"}})
+	if err != nil {
+		t.Fatalf("ReEncrypt onto the same key under an Allow requiring kms:ReEncryptOnSameKey=true: %v", err)
+	}
+	if dec, err := e.svc.Decrypt(e.ctx, &kms.DecryptInput{CiphertextBlob: re.CiphertextBlob,
+		EncryptionContext: map[string]string{"v": "2"}}); err != nil || string(dec.Plaintext) != "x" {
+		t.Fatalf("decrypting the re-encrypted blob: %v", err)
+	}
+	other := e.createKey(t)
+	encOther, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(other.KeyId), Plaintext: []byte("y")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: encOther.CiphertextBlob, DestinationKeyId: ptr(md.KeyId)})
+	wantCode(t, err, kms.CodeAccessDenied)
+	// Naming the source key explicitly decides the same way.
+	_, err = e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: encOther.CiphertextBlob, SourceKeyId: ptr(other.KeyId), DestinationKeyId: ptr(md.KeyId)})
+	wantCode(t, err, kms.CodeAccessDenied)
+}
