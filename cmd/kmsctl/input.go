@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 )
@@ -26,10 +27,16 @@ const (
 
 var errInputClosed = errors.New("read after close")
 
+// errInputChanged: the input ended before the size it had when it was
+// opened (another process truncated or replaced its content meanwhile).
+var errInputChanged = errors.New("input changed or was truncated while reading")
+
 // pendingChunk is one chunk read in flight; res gets its length and error.
 type pendingChunk struct {
-	buf []byte
-	res chan chunkResult
+	buf  []byte
+	off  int64 // where it starts in the file
+	want int   // the bytes the file had there when opened
+	res  chan chunkResult
 }
 
 type chunkResult struct {
@@ -37,13 +44,19 @@ type chunkResult struct {
 	err error
 }
 
-// fileInput reads a regular file with O_DIRECT, inputBuffers chunks ahead.
+// fileInput reads the size bytes a regular file had when opened with
+// O_DIRECT, inputBuffers chunks ahead. A chunk that ends before that size
+// ends the input with errInputChanged: the chunks after it (read in
+// parallel, perhaps of a file extended again since) are never used.
 type fileInput struct {
+	file   *os.File // the caller's
 	direct *os.File
+	pread  func(b []byte, off int64) (int, error) // one O_DIRECT read (tests fake it)
+	size   int64
 	bufs   [][]byte
 	queue  []pendingChunk // in file order
 	next   int64          // offset of the next chunk to start
-	ended  bool           // a short chunk was read: start no more
+	ended  bool           // a chunk failed or was short: start no more
 	cur    []byte         // the unread part of the chunk in hand
 	curBuf []byte         // the buffer of the chunk in hand
 	err    error
@@ -68,22 +81,33 @@ func newFileInput(f *os.File, size int64) io.ReadCloser {
 		direct.Close()
 		return io.NopCloser(f)
 	}
-	in := &fileInput{direct: direct}
+	in, err := newDirectInput(f, direct, size, func(b []byte, off int64) (int, error) { return preadDirect(direct, b, off) })
+	if err != nil {
+		direct.Close()
+		return io.NopCloser(f)
+	}
+	return in
+}
+
+// newDirectInput starts the read-ahead of f's first size bytes with pread
+// on direct (f opened again with O_DIRECT), which Close closes; f stays
+// the caller's. It fails only for want of memory for the buffers.
+func newDirectInput(f, direct *os.File, size int64, pread func([]byte, int64) (int, error)) (*fileInput, error) {
+	in := &fileInput{file: f, direct: direct, pread: pread, size: size}
 	for range inputBuffers {
 		b, err := alignedBuffer(inputChunk)
 		if err != nil {
 			for _, b := range in.bufs {
 				releaseBuffer(b)
 			}
-			direct.Close()
-			return io.NopCloser(f)
+			return nil, err
 		}
 		in.bufs = append(in.bufs, b)
 	}
 	for _, b := range in.bufs {
 		in.start(b)
 	}
-	return in
+	return in, nil
 }
 
 func sameFile(a, b *os.File) bool {
@@ -97,17 +121,39 @@ func sameFile(a, b *os.File) bool {
 
 // start reads the next chunk into b in the background.
 func (in *fileInput) start(b []byte) {
-	if in.ended {
+	if in.ended || in.next >= in.size {
 		return
 	}
-	p := pendingChunk{buf: b, res: make(chan chunkResult, 1)}
-	off := in.next
-	in.next += int64(len(b))
+	p := pendingChunk{buf: b, off: in.next, want: int(min(int64(len(b)), in.size-in.next)), res: make(chan chunkResult, 1)}
+	in.next += int64(p.want)
 	go func() {
-		n, err := readChunkAt(in.direct, p.buf, off)
+		n, err := in.readChunk(p.buf, p.off, p.want)
 		p.res <- chunkResult{n, err}
 	}()
 	in.queue = append(in.queue, p)
+}
+
+// readChunk fills b[:want] with the file's bytes at off (aligned) with
+// O_DIRECT. It returns fewer than want bytes only if the file ends sooner.
+func (in *fileInput) readChunk(b []byte, off int64, want int) (int, error) {
+	k := 0
+	for k < want {
+		// Whole blocks: the file's last one is read in full (the read
+		// stops at the end of the file) and only its part before size
+		// used. len(b) is a multiple of directAlign.
+		ask := b[k:min(len(b), (want+directAlign-1)&^(directAlign-1))]
+		m, err := in.pread(ask, off+int64(k))
+		if err != nil {
+			return k, err
+		}
+		k += max(m, 0)
+		if m < len(ask) {
+			// The end of the file: never ask again from the unaligned
+			// offset a short read leaves.
+			break
+		}
+	}
+	return min(k, want), nil // the file may have grown: only its size at open
 }
 
 func (in *fileInput) Read(p []byte) (int, error) {
@@ -127,11 +173,13 @@ func (in *fileInput) Read(p []byte) (int, error) {
 		in.queue = in.queue[1:]
 		r := <-c.res
 		in.cur, in.curBuf = c.buf[:r.n], c.buf
+		// What a failed or short chunk did read is still served, then the
+		// error; the chunks queued after it are not.
 		switch {
 		case r.err != nil:
-			in.err, in.ended = r.err, true
-		case r.n < len(c.buf):
-			in.ended = true // the end of the file; what it read is still served
+			in.err, in.ended = fmt.Errorf("reading %s: %w", in.file.Name(), r.err), true
+		case r.n < c.want:
+			in.err, in.ended = fmt.Errorf("%s: %w: it ended at byte %d, it had %d bytes when opened", in.file.Name(), errInputChanged, c.off+int64(r.n), in.size), true
 		}
 	}
 	n := copy(p, in.cur)

@@ -27,26 +27,14 @@ func mostlyUncached(f *os.File, size int64) bool {
 	return int64(st.Cache)*int64(os.Getpagesize())*10 < size*9
 }
 
-// readChunkAt fills b (aligned, a multiple of directAlign long) with the
-// bytes of the file at off (aligned) with O_DIRECT, short only at the end
-// of the file.
-func readChunkAt(direct *os.File, b []byte, off int64) (int, error) {
-	n := 0
-	k := n
-	for k < len(b) {
-		// A short read means the end of the file: never ask again from
-		// the unaligned offset it leaves.
-		want := len(b) - k
-		m, err := control(direct, func(fd int) (int, error) { return unix.Pread(fd, b[k:], off+int64(k)) })
-		if err != nil {
-			return k, err
-		}
-		k += m
-		if m < want {
-			break
-		}
+// preadDirect is one pread on direct (opened with O_DIRECT): b and off
+// must be aligned.
+func preadDirect(direct *os.File, b []byte, off int64) (int, error) {
+	n, err := control(direct, func(fd int) (int, error) { return unix.Pread(fd, b, off) })
+	if err != nil {
+		return 0, err
 	}
-	return k, nil
+	return n, nil
 }
 
 // control runs fn with f's descriptor.

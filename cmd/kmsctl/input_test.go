@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -114,5 +117,99 @@ func TestFileInputReplaced(t *testing.T) {
 	}
 	if !bytes.Equal(got, orig) {
 		t.Fatalf("read %d bytes, equal to the opened file: %v, to the one renamed over it: %v", len(got), bytes.Equal(got, orig), bytes.Equal(got, other))
+	}
+}
+
+// fakeDirectInput reads the file data was written to with read ahead like
+// the O_DIRECT path, with pread in place of the O_DIRECT read.
+func fakeDirectInput(t *testing.T, data []byte, size int64, pread func(f *os.File, b []byte, off int64) (int, error)) *fileInput {
+	t.Helper()
+	f := uncachedFile(t, data)
+	g, err := os.Open(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := newDirectInput(f, g, size, func(b []byte, off int64) (int, error) { return pread(g, b, off) })
+	if err != nil {
+		g.Close()
+		t.Skipf("no aligned buffers here: %v", err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+// directLike is one read as O_DIRECT does it: EINVAL for an unaligned
+// offset or length, at most max bytes, short (not io.EOF) at the end.
+func directLike(f *os.File, b []byte, off int64, max int) (int, error) {
+	if off%directAlign != 0 || len(b)%directAlign != 0 {
+		return 0, syscall.EINVAL
+	}
+	n, err := f.ReadAt(b[:min(len(b), max)], off)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// TestFileInputTruncated: a file that ends before the size it had when
+// opened ends the input with an error naming it, after exactly the bytes
+// it still had: the chunks read ahead after the short one are never
+// served, even when they did read data (the file grew again meanwhile).
+func TestFileInputTruncated(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 3*inputChunk+12345)
+	_, _ = rand.Read(data)
+	check := func(t *testing.T, in io.Reader, name string, end int) {
+		t.Helper()
+		got, err := io.ReadAll(in)
+		if !errors.Is(err, errInputChanged) || !strings.Contains(err.Error(), name) {
+			t.Fatalf("read %d bytes, error %v; want %v naming %s", len(got), err, errInputChanged, name)
+		}
+		if !bytes.Equal(got, data[:end]) {
+			t.Fatalf("read %d bytes, want the %d before the file ended (content equal to the start: %v)", len(got), end, bytes.Equal(got, data[:min(len(got), len(data))]))
+		}
+	}
+
+	// The second chunk ends 8192+100 bytes in; the third and fourth read
+	// their data in full.
+	cut := int64(inputChunk + 8192 + 100)
+	in := fakeDirectInput(t, data, int64(len(data)), func(f *os.File, b []byte, off int64) (int, error) {
+		if off >= inputChunk && off < 2*inputChunk {
+			if off >= cut {
+				return 0, nil
+			}
+			return directLike(f, b, off, int(cut-off))
+		}
+		return directLike(f, b, off, len(b))
+	})
+	t.Run("short chunk then full ones", func(t *testing.T) { check(t, in, in.file.Name(), int(cut)) })
+
+	// A real file, shorter than it was when opened, with O_DIRECT where
+	// the file system has it.
+	f := uncachedFile(t, data)
+	if err := os.Truncate(f.Name(), cut); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDirect(f.Name())
+	pread := func(b []byte, off int64) (int, error) { return preadDirect(d, b, off) }
+	if err != nil {
+		t.Skipf("no O_DIRECT for %s: %v", f.Name(), err)
+	}
+	real, err := newDirectInput(f, d, int64(len(data)), pread)
+	if err != nil {
+		d.Close()
+		t.Skipf("no aligned buffers here: %v", err)
+	}
+	defer real.Close()
+	t.Run("truncated file", func(t *testing.T) { check(t, real, f.Name(), int(cut)) })
+
+	// Through newFileInput (O_DIRECT where this test's directory has it).
+	g := uncachedFile(t, data)
+	if err := os.Truncate(g.Name(), cut); err != nil {
+		t.Fatal(err)
+	}
+	if fin, ok := newFileInput(g, int64(len(data))).(*fileInput); ok {
+		defer fin.Close()
+		t.Run("newFileInput", func(t *testing.T) { check(t, fin, g.Name(), int(cut)) })
 	}
 }
