@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // An input file that is mostly not in the page cache (typically a large
@@ -49,18 +50,21 @@ type chunkResult struct {
 // ends the input with errInputChanged: the chunks after it (read in
 // parallel, perhaps of a file extended again since) are never used.
 type fileInput struct {
-	file   *os.File // the caller's
+	file   *os.File // the caller's: buffered reads once O_DIRECT is refused
 	direct *os.File
 	pread  func(b []byte, off int64) (int, error) // one O_DIRECT read (tests fake it)
 	size   int64
-	bufs   [][]byte
-	queue  []pendingChunk // in file order
-	next   int64          // offset of the next chunk to start
-	ended  bool           // a chunk failed or was short: start no more
-	cur    []byte         // the unread part of the chunk in hand
-	curBuf []byte         // the buffer of the chunk in hand
-	err    error
-	closed bool
+	// refused: a read with O_DIRECT was refused for its alignment (EINVAL),
+	// so the rest of the file is read through the page cache.
+	refused atomic.Bool
+	bufs    [][]byte
+	queue   []pendingChunk // in file order
+	next    int64          // offset of the next chunk to start
+	ended   bool           // a chunk failed or was short: start no more
+	cur     []byte         // the unread part of the chunk in hand
+	curBuf  []byte         // the buffer of the chunk in hand
+	err     error
+	closed  bool
 }
 
 // newFileInput reads f (size bytes, at offset 0, opened by the caller)
@@ -133,27 +137,46 @@ func (in *fileInput) start(b []byte) {
 	in.queue = append(in.queue, p)
 }
 
-// readChunk fills b[:want] with the file's bytes at off (aligned) with
-// O_DIRECT. It returns fewer than want bytes only if the file ends sooner.
+// readChunk fills b[:want] with the file's bytes at off (aligned): with
+// O_DIRECT, or through the page cache from where the direct reads stopped
+// once one is refused. It returns fewer than want bytes only if the file
+// ends sooner.
 func (in *fileInput) readChunk(b []byte, off int64, want int) (int, error) {
 	k := 0
-	for k < want {
+	for k < want && !in.refused.Load() {
 		// Whole blocks: the file's last one is read in full (the read
 		// stops at the end of the file) and only its part before size
 		// used. len(b) is a multiple of directAlign.
-		ask := b[k:min(len(b), (want+directAlign-1)&^(directAlign-1))]
-		m, err := in.pread(ask, off+int64(k))
+		m, err := in.pread(b[k:min(len(b), (want+directAlign-1)&^(directAlign-1))], off+int64(k))
 		if err != nil {
-			return k, err
-		}
-		k += max(m, 0)
-		if m < len(ask) {
-			// The end of the file: never ask again from the unaligned
-			// offset a short read leaves.
+			if !directRefused(err) {
+				return k, err
+			}
+			// From an aligned offset, the device wants more alignment
+			// than directAlign: read the rest of the file buffered. From
+			// the unaligned offset a short read left (the file shrank
+			// meanwhile), only this chunk.
+			if k%directAlign == 0 {
+				in.refused.Store(true)
+			}
 			break
 		}
+		if m <= 0 {
+			return k, nil // the end of the file
+		}
+		k += m
 	}
-	return min(k, want), nil // the file may have grown: only its size at open
+	if k >= want {
+		return want, nil // the file may have grown: only its size at open
+	}
+	// ReadAt returns what it read along with its error (io.EOF if the file
+	// ends first): continue exactly after the last byte read.
+	m, err := in.file.ReadAt(b[k:want], off+int64(k))
+	k += m
+	if err == io.EOF {
+		err = nil
+	}
+	return k, err
 }
 
 func (in *fileInput) Read(p []byte) (int, error) {

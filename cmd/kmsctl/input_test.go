@@ -184,8 +184,8 @@ func TestFileInputTruncated(t *testing.T) {
 	})
 	t.Run("short chunk then full ones", func(t *testing.T) { check(t, in, in.file.Name(), int(cut)) })
 
-	// A real file, shorter than it was when opened, with O_DIRECT where
-	// the file system has it.
+	// A real file, shorter than it was when opened: with O_DIRECT where the
+	// file system has it, else the fallback reads.
 	f := uncachedFile(t, data)
 	if err := os.Truncate(f.Name(), cut); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,11 @@ func TestFileInputTruncated(t *testing.T) {
 	d, err := openDirect(f.Name())
 	pread := func(b []byte, off int64) (int, error) { return preadDirect(d, b, off) }
 	if err != nil {
-		t.Skipf("no O_DIRECT for %s: %v", f.Name(), err)
+		t.Logf("no O_DIRECT for %s (%v): buffered reads", f.Name(), err)
+		if d, err = os.Open(f.Name()); err != nil {
+			t.Fatal(err)
+		}
+		pread = func([]byte, int64) (int, error) { return 0, syscall.EINVAL }
 	}
 	real, err := newDirectInput(f, d, int64(len(data)), pread)
 	if err != nil {
@@ -211,5 +215,56 @@ func TestFileInputTruncated(t *testing.T) {
 	if fin, ok := newFileInput(g, int64(len(data))).(*fileInput); ok {
 		defer fin.Close()
 		t.Run("newFileInput", func(t *testing.T) { check(t, fin, g.Name(), int(cut)) })
+	}
+}
+
+// TestFileInputDirectRefused: when O_DIRECT reads are refused (EINVAL, a
+// device that wants more alignment), the input is read through the page
+// cache from exactly where the direct reads stopped: first thing, after a
+// partial chunk, or after a short read left an unaligned offset.
+func TestFileInputDirectRefused(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 3*inputChunk+12345)
+	_, _ = rand.Read(data)
+	for _, c := range []struct {
+		name    string
+		pread   func(f *os.File, b []byte, off int64) (int, error)
+		refused bool // the rest of the file is read buffered
+	}{
+		{"always", func(*os.File, []byte, int64) (int, error) { return 0, syscall.EINVAL }, true},
+		{"after 3 blocks of a chunk", func(f *os.File, b []byte, off int64) (int, error) {
+			if off%inputChunk != 0 {
+				return 0, syscall.EINVAL
+			}
+			return directLike(f, b, off, 3*directAlign)
+		}, true},
+		{"after an unaligned short read", func(f *os.File, b []byte, off int64) (int, error) {
+			if off%inputChunk == 0 {
+				return directLike(f, b, off, 5000) // then unaligned: EINVAL
+			}
+			return directLike(f, b, off, len(b))
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := fakeDirectInput(t, data, int64(len(data)), c.pread)
+			var got bytes.Buffer
+			buf := make([]byte, 300001)
+			for {
+				n, err := in.Read(buf[:1+got.Len()%len(buf)])
+				got.Write(buf[:n])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", got.Len(), err)
+				}
+			}
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("read %d bytes of %d, content equal: %v", got.Len(), len(data), bytes.Equal(got.Bytes(), data))
+			}
+			if in.refused.Load() != c.refused {
+				t.Fatalf("O_DIRECT given up for the rest of the file: %v, want %v", in.refused.Load(), c.refused)
+			}
+		})
 	}
 }
