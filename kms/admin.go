@@ -69,17 +69,26 @@ func (s *Service) AdminCreateAccount(ctx context.Context, in *CreateAccountInput
 	return &CreateAccountOutput{Account: accountInfo(rec)}, nil
 }
 
-// AdminListAccounts lists every account.
-func (s *Service) AdminListAccounts(ctx context.Context, _ *ListAccountsInput) (*ListAccountsOutput, error) {
+// AdminListAccounts lists the accounts, a page at a time (IAM-style
+// Marker and MaxItems).
+func (s *Service) AdminListAccounts(ctx context.Context, in *ListAccountsInput) (*ListAccountsOutput, error) {
 	if err := s.authorizeAdmin(ctx, "ListAccounts", "", "*"); err != nil {
 		return nil, err
 	}
-	recs, err := s.store.ListAccounts(ctx, "", 0)
+	limit, after, err := pageParamsOf("maxItems", in.MaxItems, in.Marker, 1000, 100)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.store.ListAccounts(ctx, after, limit+1)
 	if err != nil {
 		return nil, Internal(err)
 	}
 	out := &ListAccountsOutput{Accounts: []AccountInfo{}}
-	for _, r := range recs {
+	for i, r := range recs {
+		if i == limit {
+			out.IsTruncated, out.Marker = true, encodeMarker(recs[i-1].ID)
+			break
+		}
 		out.Accounts = append(out.Accounts, accountInfo(r))
 	}
 	return out, nil
@@ -300,29 +309,37 @@ func (s *Service) AdminListUsers(ctx context.Context, in *ListUsersInput) (*List
 	if err := s.authorizeAdmin(ctx, "ListUsers", account, accountRootARN(account)); err != nil {
 		return nil, err
 	}
-	users, err := listPrincipals(ctx, s, account, KindUser, userInfo)
+	users, next, err := listPrincipals(ctx, s, account, KindUser, in.Marker, in.MaxItems, userInfo)
 	if err != nil {
 		return nil, err
 	}
-	return &ListUsersOutput{Users: users}, nil
+	return &ListUsersOutput{Users: users, IsTruncated: next != "", Marker: next}, nil
 }
 
-// listPrincipals lists the users or roles of an account with their tags,
-// rendered by info.
-func listPrincipals[T any](ctx context.Context, s *Service, account, kind string, info func(PrincipalRecord, []TagRecord) T) ([]T, error) {
-	recs, err := s.store.ListPrincipals(ctx, account, kind, "", 0)
+// listPrincipals lists a page of the users or roles of an account, by
+// name, with their tags, rendered by info; next is the marker of the next
+// page, "" after the last.
+func listPrincipals[T any](ctx context.Context, s *Service, account, kind string, marker *string, maxItems *int32, info func(PrincipalRecord, []TagRecord) T) (page []T, next string, err error) {
+	limit, after, err := pageParamsOf("maxItems", maxItems, marker, 1000, 100)
 	if err != nil {
-		return nil, Internal(err)
+		return nil, "", err
 	}
-	out := make([]T, 0, len(recs))
-	for _, r := range recs {
+	recs, err := s.store.ListPrincipals(ctx, account, kind, after, limit+1)
+	if err != nil {
+		return nil, "", Internal(err)
+	}
+	page = make([]T, 0, min(len(recs), limit))
+	for i, r := range recs {
+		if i == limit {
+			return page, encodeMarker(recs[i-1].Name), nil
+		}
 		tags, err := s.store.PrincipalTags(ctx, r.ARN)
 		if err != nil {
-			return nil, Internal(err)
+			return nil, "", Internal(err)
 		}
-		out = append(out, info(r, tags))
+		page = append(page, info(r, tags))
 	}
-	return out, nil
+	return page, "", nil
 }
 
 // AdminCreateRole creates a role with its trust policy.
@@ -374,11 +391,11 @@ func (s *Service) AdminListRoles(ctx context.Context, in *ListRolesInput) (*List
 	if err := s.authorizeAdmin(ctx, "ListRoles", account, accountRootARN(account)); err != nil {
 		return nil, err
 	}
-	roles, err := listPrincipals(ctx, s, account, KindRole, roleInfo)
+	roles, next, err := listPrincipals(ctx, s, account, KindRole, in.Marker, in.MaxItems, roleInfo)
 	if err != nil {
 		return nil, err
 	}
-	return &ListRolesOutput{Roles: roles}, nil
+	return &ListRolesOutput{Roles: roles, IsTruncated: next != "", Marker: next}, nil
 }
 
 // AdminCreateAccessKey creates an access key for a user and returns its

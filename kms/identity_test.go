@@ -230,3 +230,95 @@ func TestDeletePrincipalConflicts(t *testing.T) {
 		t.Fatalf("deleting the role with nothing attached: %v", err)
 	}
 }
+
+// The admin lists page like IAM's: MaxItems, Marker, IsTruncated, and
+// every item exactly once across the pages.
+func TestAdminListsPage(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, err := e.svc.Bootstrap(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := e.svc.LookupAccessKey(e.ctx, boot.AccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	want := map[string]bool{"admin": true}
+	for _, n := range []string{"u1", "u2", "u3", "u4"} {
+		if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr(n)}); err != nil {
+			t.Fatal(err)
+		}
+		want[n] = true
+	}
+	seen := map[string]bool{}
+	var marker *string
+	pages := 0
+	for {
+		out, err := e.svc.AdminListUsers(admin, &kms.ListUsersInput{MaxItems: ptr(int32(2)), Marker: marker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if len(out.Users) > 2 || (out.IsTruncated && len(out.Users) != 2) {
+			t.Fatalf("page %d: %d users, truncated %v", pages, len(out.Users), out.IsTruncated)
+		}
+		for _, u := range out.Users {
+			if seen[u.UserName] {
+				t.Fatalf("user %s listed twice", u.UserName)
+			}
+			seen[u.UserName] = true
+		}
+		if !out.IsTruncated {
+			if out.Marker != "" {
+				t.Fatalf("last page has a marker %q", out.Marker)
+			}
+			break
+		}
+		marker = ptr(out.Marker)
+	}
+	if pages != 3 || len(seen) != len(want) {
+		t.Fatalf("%d pages, users %v; want 3 pages of %v", pages, seen, want)
+	}
+	_, err = e.svc.AdminListUsers(admin, &kms.ListUsersInput{Marker: ptr("not-a-marker")})
+	wantCode(t, err, kms.CodeInvalidMarker)
+	_, err = e.svc.AdminListUsers(admin, &kms.ListUsersInput{MaxItems: ptr(int32(0))})
+	wantCode(t, err, kms.CodeValidation)
+	_, err = e.svc.AdminListRoles(admin, &kms.ListRolesInput{MaxItems: ptr(int32(1001))})
+	wantCode(t, err, kms.CodeValidation)
+
+	for _, id := range []string{"222222222222", "333333333333"} {
+		if _, err := e.svc.AdminCreateAccount(admin, &kms.CreateAccountInput{AccountId: ptr(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := e.svc.AdminListAccounts(admin, &kms.ListAccountsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.IsTruncated || len(all.Accounts) < 3 {
+		t.Fatalf("one default page: %d accounts, truncated %v", len(all.Accounts), all.IsTruncated)
+	}
+	var paged []string
+	marker = nil
+	for {
+		out, err := e.svc.AdminListAccounts(admin, &kms.ListAccountsInput{MaxItems: ptr(int32(2)), Marker: marker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range out.Accounts {
+			paged = append(paged, a.AccountId)
+		}
+		if !out.IsTruncated {
+			break
+		}
+		marker = ptr(out.Marker)
+	}
+	var unpaged []string
+	for _, a := range all.Accounts {
+		unpaged = append(unpaged, a.AccountId)
+	}
+	if strings.Join(paged, ",") != strings.Join(unpaged, ",") {
+		t.Fatalf("accounts in pages of 2: %v; in one page: %v", paged, unpaged)
+	}
+}

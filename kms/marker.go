@@ -25,10 +25,16 @@ func decodeMarker(m string) (string, error) {
 // pageParams validates Limit (1..max, default def) and Marker of a list
 // operation and returns the limit and the sort key to continue after.
 func pageParams(limit *int32, marker *string, max, def int32) (int, string, error) {
+	return pageParamsOf("limit", limit, marker, max, def)
+}
+
+// pageParamsOf is pageParams for a limit member with another name (IAM's
+// lists call it MaxItems).
+func pageParamsOf(member string, limit *int32, marker *string, max, def int32) (int, string, error) {
 	n := def
 	if limit != nil {
 		n = *limit
-		if err := checkRange("limit", n, 1, max); err != nil {
+		if err := checkRange(member, n, 1, max); err != nil {
 			return 0, "", err
 		}
 	}

@@ -61,10 +61,18 @@ type CreateAccountOutput struct {
 	Account AccountInfo `json:"Account"`
 }
 
-type ListAccountsInput struct{}
+// ListAccountsInput, ListUsersInput and ListRolesInput page like IAM's
+// lists: MaxItems (1-1000, default 100) and the Marker of the previous
+// page; the output says IsTruncated and gives the next Marker.
+type ListAccountsInput struct {
+	Marker   *string `json:"Marker,omitempty"`
+	MaxItems *int32  `json:"MaxItems,omitempty"`
+}
 
 type ListAccountsOutput struct {
-	Accounts []AccountInfo `json:"Accounts"`
+	Accounts    []AccountInfo `json:"Accounts"`
+	IsTruncated bool          `json:"IsTruncated"`
+	Marker      string        `json:"Marker,omitempty"`
 }
 
 // CreateUserInput: AccountId defaults to the caller's account (so for
@@ -86,10 +94,14 @@ type DeleteUserInput struct {
 
 type ListUsersInput struct {
 	AccountId *string `json:"AccountId,omitempty"`
+	Marker    *string `json:"Marker,omitempty"`
+	MaxItems  *int32  `json:"MaxItems,omitempty"`
 }
 
 type ListUsersOutput struct {
-	Users []UserInfo `json:"Users"`
+	Users       []UserInfo `json:"Users"`
+	IsTruncated bool       `json:"IsTruncated"`
+	Marker      string     `json:"Marker,omitempty"`
 }
 
 type CreateRoleInput struct {
@@ -112,10 +124,14 @@ type DeleteRoleInput struct {
 
 type ListRolesInput struct {
 	AccountId *string `json:"AccountId,omitempty"`
+	Marker    *string `json:"Marker,omitempty"`
+	MaxItems  *int32  `json:"MaxItems,omitempty"`
 }
 
 type ListRolesOutput struct {
-	Roles []RoleInfo `json:"Roles"`
+	Roles       []RoleInfo `json:"Roles"`
+	IsTruncated bool       `json:"IsTruncated"`
+	Marker      string     `json:"Marker,omitempty"`
 }
 
 type CreateAccessKeyInput struct {

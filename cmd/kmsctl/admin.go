@@ -48,6 +48,11 @@ type adminCmd struct {
 	flags             []adminFlag
 }
 
+// pagedAdminOps names the list member of each paged operation: kmsctl
+// follows its Marker until the last page and prints one list, as the AWS
+// CLI does.
+var pagedAdminOps = map[string]string{"ListAccounts": "Accounts", "ListUsers": "Users", "ListRoles": "Roles"}
+
 var (
 	fAccount = adminFlag{name: "account-id", member: "AccountId", help: "12-digit account (default: the caller's)"}
 	fUser    = adminFlag{name: "user-name", member: "UserName", help: "IAM user name", required: true}
@@ -64,13 +69,13 @@ var adminCommands = []adminCmd{
 	{"list-accounts", "ListAccounts", "list accounts", nil},
 	{"create-user", "CreateUser", "create an IAM user", []adminFlag{fAccount, fUser,
 		{name: "tags", member: "Tags", kind: flagTags, help: "Key=Value,..."}}},
-	{"delete-user", "DeleteUser", "delete a user with its access keys and policies", []adminFlag{fAccount, fUser}},
+	{"delete-user", "DeleteUser", "delete a user (delete its access keys and detach its policies first)", []adminFlag{fAccount, fUser}},
 	{"list-users", "ListUsers", "list the users of an account", []adminFlag{fAccount}},
 	{"create-role", "CreateRole", "create a role that principals may assume", []adminFlag{fAccount, fRole,
 		{name: "assume-role-policy-document", member: "AssumeRolePolicyDocument", kind: flagDoc, required: true, help: "trust policy: JSON or file://PATH"},
 		{name: "max-session-duration", member: "MaxSessionDuration", kind: flagInt, help: "seconds, 3600-43200"},
 		{name: "tags", member: "Tags", kind: flagTags, help: "Key=Value,..."}}},
-	{"delete-role", "DeleteRole", "delete a role with its policies and sessions", []adminFlag{fAccount, fRole}},
+	{"delete-role", "DeleteRole", "delete a role and its sessions (detach its policies first)", []adminFlag{fAccount, fRole}},
 	{"list-roles", "ListRoles", "list the roles of an account", []adminFlag{fAccount}},
 	{"create-access-key", "CreateAccessKey", "create an access key (the secret is shown once)", []adminFlag{fAccount, fUser}},
 	{"delete-access-key", "DeleteAccessKey", "delete an access key", []adminFlag{fKeyID}},
@@ -96,11 +101,15 @@ func init() {
 
 func (c adminCmd) command() *Command {
 	values := map[string]*string{}
+	var pageSize *int
 	return &Command{
 		Path:    "admin " + c.path,
 		Summary: c.summary,
 		Usage:   "[flags]",
 		Flags: func(fs *flag.FlagSet) {
+			if pagedAdminOps[c.op] != "" {
+				pageSize = fs.Int("page-size", 0, "items per call (1-1000; default: the service's 100); every page is fetched")
+			}
 			for _, f := range c.flags {
 				v := new(string)
 				values[f.name] = v
@@ -130,7 +139,10 @@ func (c adminCmd) command() *Command {
 				}
 				body[f.member] = x
 			}
-			out, err := e.adminCall(ctx, c.op, body)
+			if pageSize != nil && *pageSize != 0 {
+				body["MaxItems"] = *pageSize
+			}
+			out, err := e.adminPages(ctx, c.op, body, pagedAdminOps[c.op])
 			if err != nil {
 				return err
 			}
@@ -181,6 +193,33 @@ func (e *adminAPIError) Error() string {
 }
 
 // adminCall sends one signed admin request and returns the decoded answer.
+// adminPages calls op, and for a paged operation (member names its list)
+// every following page, and returns one answer holding the whole list.
+func (e *Env) adminPages(ctx context.Context, op string, body map[string]any, member string) (map[string]any, error) {
+	out, err := e.adminCall(ctx, op, body)
+	if err != nil || member == "" {
+		return out, err
+	}
+	all, _ := out[member].([]any)
+	for seen := map[string]bool{}; out["IsTruncated"] == true; {
+		marker, _ := out["Marker"].(string)
+		if marker == "" || seen[marker] {
+			return nil, fmt.Errorf("%s: the service returned a truncated page without a new marker", op)
+		}
+		seen[marker] = true
+		body["Marker"] = marker
+		if out, err = e.adminCall(ctx, op, body); err != nil {
+			return nil, err
+		}
+		page, _ := out[member].([]any)
+		all = append(all, page...)
+	}
+	if all == nil {
+		all = []any{}
+	}
+	return map[string]any{member: all}, nil
+}
+
 func (e *Env) adminCall(ctx context.Context, op string, in any) (map[string]any, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if e.Profile != "" {

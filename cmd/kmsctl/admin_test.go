@@ -61,6 +61,25 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("list-accounts as bob: exit %d, %s", code, errs)
 	}
 
+	// Lists come back whole, whatever the page size of each call.
+	for _, n := range []string{"carol", "dave"} {
+		mustRun(t, srv, nil, "admin", "create-user", "--account-id", acct, "--user-name", n)
+	}
+	whole := jsonOut(t, mustRun(t, srv, nil, "admin", "list-users", "--account-id", acct))
+	paged := jsonOut(t, mustRun(t, srv, nil, "admin", "list-users", "--account-id", acct, "--page-size", "1"))
+	names := func(out map[string]any) (ns []string) {
+		for _, u := range out["Users"].([]any) {
+			ns = append(ns, u.(map[string]any)["UserName"].(string))
+		}
+		return ns
+	}
+	if got, want := names(paged), names(whole); len(want) != 3 || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("list-users --page-size 1 = %v, one page = %v (want bob, carol, dave)", got, want)
+	}
+	if _, truncated := paged["IsTruncated"]; truncated {
+		t.Fatalf("the merged list still carries IsTruncated: %v", paged)
+	}
+
 	// Deactivate, then delete, the key.
 	mustRun(t, srv, nil, "admin", "update-access-key", "--access-key-id", id, "--status", "Inactive")
 	if _, errs, code := kmsctlRun(t, &bobSrv, nil, "kms", "list-keys"); code == 0 || !strings.Contains(errs, "UnrecognizedClientException") {
