@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -23,6 +24,7 @@ type atomicFile struct {
 	dw     *directWriter // nil: buffered, with wb
 	wb     *writeback
 	target string
+	force  bool // replace the target if it exists at Commit
 	done   bool
 }
 
@@ -64,7 +66,7 @@ func createAtomicWith(target, input string, force bool, o atomicOptions) (*atomi
 	if err != nil {
 		return nil, err
 	}
-	a := &atomicFile{f: f, target: target}
+	a := &atomicFile{f: f, target: target, force: force}
 	if o.direct {
 		a.dw, _ = newDirectWriter(f) // nil (buffered) if unsupported
 	}
@@ -87,7 +89,9 @@ func (a *atomicFile) Write(p []byte) (int, error) {
 // Name is the temporary file's path.
 func (a *atomicFile) Name() string { return a.f.Name() }
 
-// Commit flushes the file to disk and renames it into place.
+// Commit flushes the file to disk and renames it into place. Without
+// force, a target that appeared during the run is not replaced: Commit
+// removes the temporary file and fails.
 func (a *atomicFile) Commit() error {
 	if a.dw != nil {
 		if err := a.dw.finish(); err != nil {
@@ -106,8 +110,18 @@ func (a *atomicFile) Commit() error {
 		a.Abort()
 		return err
 	}
-	if err := os.Rename(a.Name(), a.target); err != nil {
+	// Without --force, the target did not exist when the run started; a
+	// file created there since (by someone else) is not replaced.
+	rename := renameNoReplace
+	if a.force {
+		rename = os.Rename
+	}
+	if err := rename(a.Name(), a.target); err != nil {
+		a.done = true
 		os.Remove(a.Name())
+		if !a.force && errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("output %s appeared while kmsctl was writing it; it was left as it is (use --force to replace it)", a.target)
+		}
 		return fmt.Errorf("renaming into place: %w", err)
 	}
 	a.done = true
@@ -115,6 +129,28 @@ func (a *atomicFile) Commit() error {
 	// synced, a crash may forget it and the output (complete, since the
 	// file was synced first) would be missing after a reboot.
 	return syncDir(filepath.Dir(a.target))
+}
+
+// renameNoReplace renames oldpath to newpath unless newpath exists (an
+// error that is fs.ErrExist then): atomically where the system can
+// (renameat2 RENAME_NOREPLACE on Linux), otherwise by checking just
+// before the rename, which leaves a short window to another creator.
+func renameNoReplace(oldpath, newpath string) error {
+	if err := renameExclusive(oldpath, newpath); !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return checkAndRename(oldpath, newpath)
+}
+
+// checkAndRename is renameNoReplace where the system has no exclusive
+// rename.
+func checkAndRename(oldpath, newpath string) error {
+	if _, err := os.Lstat(newpath); err == nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fs.ErrExist}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Rename(oldpath, newpath)
 }
 
 // syncDir fsyncs a directory. Systems that cannot sync a directory (an
