@@ -2,6 +2,7 @@ package kms_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,11 +87,10 @@ func TestBootstrapSealsLegacySecrets(t *testing.T) {
 	}
 }
 
-// TestAdminAuthorization: the bootstrap admin may do anything; a user may
-// use the admin API only as its identity policies allow, and only in its
-// own account; denials carry AWS's message.
-func TestAdminAuthorization(t *testing.T) {
-	e := newEnv(t, fakeDevice)
+// bootstrapAdmin bootstraps the service and returns the result and a
+// context acting as the bootstrap admin.
+func bootstrapAdmin(t *testing.T, e *env) (kms.BootstrapResult, context.Context) {
+	t.Helper()
 	boot, err := e.svc.Bootstrap(e.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,16 @@ func TestAdminAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	return boot, kms.WithPrincipal(t.Context(), adminKey.Principal)
+}
+
+// TestAdminAuthorization: the bootstrap admin may do anything; a user may
+// use the admin API only as its identity policies allow, and only in its
+// own account; denials carry AWS's message.
+func TestAdminAuthorization(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, admin := bootstrapAdmin(t, e)
+	var err error
 	const other = "222222222222"
 	if _, err := e.svc.AdminCreateAccount(admin, &kms.CreateAccountInput{AccountId: ptr(other)}); err != nil {
 		t.Fatal(err)
@@ -171,15 +180,8 @@ func TestAdminAuthorization(t *testing.T) {
 // is not deleted (DeleteConflictException) until they are removed.
 func TestDeletePrincipalConflicts(t *testing.T) {
 	e := newEnv(t, fakeDevice)
-	boot, err := e.svc.Bootstrap(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := e.svc.LookupAccessKey(e.ctx, boot.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	boot, admin := bootstrapAdmin(t, e)
+	var err error
 	if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("erin")}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,15 +237,8 @@ func TestDeletePrincipalConflicts(t *testing.T) {
 // every item exactly once across the pages.
 func TestAdminListsPage(t *testing.T) {
 	e := newEnv(t, fakeDevice)
-	boot, err := e.svc.Bootstrap(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := e.svc.LookupAccessKey(e.ctx, boot.AccessKeyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := kms.WithPrincipal(t.Context(), adminKey.Principal)
+	_, admin := bootstrapAdmin(t, e)
+	var err error
 	want := map[string]bool{"admin": true}
 	for _, n := range []string{"u1", "u2", "u3", "u4"} {
 		if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr(n)}); err != nil {
