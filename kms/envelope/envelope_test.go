@@ -287,4 +287,62 @@ func TestSpoolToDisk(t *testing.T) {
 	}
 }
 
+// memSpool is a SpoolFile in memory that records how it was used.
+type memSpool struct {
+	buf            bytes.Buffer
+	readers, close int
+	dir            string
+}
+
+func (m *memSpool) Write(p []byte) (int, error) { return m.buf.Write(p) }
+func (m *memSpool) Reader() (io.Reader, error) {
+	m.readers++
+	return bytes.NewReader(m.buf.Bytes()), nil
+}
+func (m *memSpool) Close() error { m.close++; return nil }
+
+// TestNewSpool: DecryptOptions.NewSpool replaces the spool file of a
+// signed message over the in-memory limit (and is not called under it);
+// it gets TempDir, is read once only after the signature verified, and
+// closed on success, on a bad signature and when it fails to be made.
+func TestNewSpool(t *testing.T) {
+	t.Parallel()
+	kms := fakekms.New()
+	c := envelope.NewKMS(kms, kms.CreateKey(""))
+	pt := randBytes(t, 3<<20+7)
+	msg := encrypt(t, c, pt, envelope.EncryptOptions{})
+	var made []*memSpool
+	opts := envelope.DecryptOptions{TempDir: "some-dir", NewSpool: func(dir string) (envelope.SpoolFile, error) {
+		m := &memSpool{dir: dir}
+		made = append(made, m)
+		return m, nil
+	}}
+	var out bytes.Buffer
+	if _, err := c.Decrypt(t.Context(), &out, bytes.NewReader(msg), opts); err != nil || !bytes.Equal(out.Bytes(), pt) {
+		t.Fatalf("Decrypt: %v", err)
+	}
+	if len(made) != 1 || made[0].dir != "some-dir" || made[0].readers != 1 || made[0].close != 1 || made[0].buf.Len() >= len(msg) || made[0].buf.Len() < len(pt) {
+		t.Fatalf("spools %+v", made)
+	}
+	bad := bytes.Clone(msg)
+	bad[len(bad)-3] ^= 1
+	out.Reset()
+	if _, err := c.Decrypt(t.Context(), &out, bytes.NewReader(bad), opts); kindOf(err) != envelope.KindBadSignature || out.Len() != 0 {
+		t.Fatalf("bad signature: %v, %d bytes out", err, out.Len())
+	}
+	if len(made) != 2 || made[1].readers != 0 || made[1].close != 1 {
+		t.Fatalf("spool of the bad message: %+v", made[1])
+	}
+	small := encrypt(t, c, pt[:1000], envelope.EncryptOptions{})
+	out.Reset()
+	if _, err := c.Decrypt(t.Context(), &out, bytes.NewReader(small), opts); err != nil || !bytes.Equal(out.Bytes(), pt[:1000]) || len(made) != 2 {
+		t.Fatalf("small message: %v, %d spools", err, len(made))
+	}
+	failed := errors.New("no spool")
+	opts.NewSpool = func(string) (envelope.SpoolFile, error) { return nil, failed }
+	if _, err := c.Decrypt(t.Context(), io.Discard, bytes.NewReader(msg), opts); !errors.Is(err, failed) {
+		t.Fatalf("failing NewSpool: %v", err)
+	}
+}
+
 func testingContext() context.Context { return context.Background() }
