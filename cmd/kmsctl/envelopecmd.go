@@ -249,9 +249,6 @@ func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.
 		info, err = client.Encrypt(ctx, dst, prog, opts)
 	} else {
 		opts := envelope.DecryptOptions{EncryptionContext: f.context, TempDir: f.bufferDir,
-			// The spool of a signed message to stdout: O_DIRECT where the
-			// file system has it (spool.go).
-			NewSpool: newSpool,
 			// A file is renamed into place only after Decrypt returns
 			// success, so nothing unauthenticated is ever published under
 			// its name: streaming into it is safe and saves a pass.
