@@ -31,12 +31,6 @@ type DecryptOptions struct {
 	// larger than 1 MiB; empty means os.TempDir(). The spool holds only
 	// ciphertext and is unlinked as soon as it is created.
 	TempDir string
-	// NewSpool, when set, makes the spool file of the default (safe) mode
-	// in place of the built-in one (an unlinked temporary file in TempDir
-	// written and read through a bufio buffer); it gets TempDir as given
-	// (possibly empty). kmsctl uses it for O_DIRECT. It is called once per
-	// signed message larger than 1 MiB, from the pipeline's writer.
-	NewSpool func(dir string) (SpoolFile, error)
 	// MaxNonFramedLength bounds a non-framed (legacy) body, which is held
 	// in memory; 0 means DefaultMaxNonFramedLength.
 	MaxNonFramedLength int64
@@ -179,10 +173,7 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	// the spool runs on another core meanwhile (1 GiB, 2 cores: pass 1
 	// 1.49 s, pass 2 0.24 s); pass 2 is the price of releasing nothing
 	// unverified.
-	sp := &spool{dir: opts.TempDir, newFile: opts.NewSpool}
-	if sp.newFile == nil {
-		sp.newFile = newTempSpool
-	}
+	sp := &spool{dir: opts.TempDir}
 	defer sp.Close()
 	sc := format.NewFrameScanner(br, h.FrameLength)
 	if _, err := pipeFrames(ctx, sc, key, h.MessageID, h.FrameLength, hasher, sp, true); err != nil {
@@ -270,37 +261,15 @@ func readFrames(ctx context.Context, sc *format.FrameScanner, p *pipeline) error
 	}
 }
 
-// SpoolFile holds the ciphertext of a signed message between the two
-// passes of the safe mode (DecryptOptions.NewSpool). Decrypt calls Write
-// with the whole ciphertext in order (from one goroutine), then Reader
-// once, after the signature verified, and reads it to its end; Close on
-// every path, also after a failed Write or Reader or none at all.
-//
-// What Reader yields must be exactly the bytes written: pass 1 verified
-// the signature over them, and pass 2 releases the plaintext of whatever
-// Reader yields without verifying the signature again (each frame's GCM
-// tag is checked, but a party able to decrypt the data key can make frames
-// that pass it). An implementation must therefore keep the data where no
-// one else can change it: a file that only this process has open (created
-// 0600 and unlinked at once, as the default does) or memory.
-type SpoolFile interface {
-	io.Writer
-	// Reader returns the bytes written, from the first; the spool is
-	// written no more.
-	Reader() (io.Reader, error)
-	// Close releases the spool; after it, nothing of it remains on disk.
-	Close() error
-}
-
 // spool holds the ciphertext of a signed message until its signature has
-// been verified: in memory up to spoolMemory, then in a SpoolFile (by
-// default an unlinked temporary file: nothing to clean up after a crash;
-// no other process can open it by name).
+// been verified: in memory up to spoolMemory, then in an unlinked
+// temporary file (nothing to clean up after a crash; no other process can
+// open it by name).
 type spool struct {
-	dir     string
-	newFile func(dir string) (SpoolFile, error)
-	mem     bytes.Buffer
-	f       SpoolFile
+	dir string
+	mem bytes.Buffer
+	f   *os.File
+	w   *bufio.Writer
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -308,17 +277,21 @@ func (s *spool) Write(p []byte) (int, error) {
 		return s.mem.Write(p)
 	}
 	if s.f == nil {
-		f, err := s.newFile(s.dir)
+		f, err := os.CreateTemp(s.dir, "kmsenvelope-spool-*")
 		if err != nil {
 			return 0, err
 		}
-		s.f = f
-		if _, err := f.Write(s.mem.Bytes()); err != nil {
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return 0, err
+		}
+		s.f, s.w = f, bufio.NewWriterSize(f, 256<<10)
+		if _, err := s.w.Write(s.mem.Bytes()); err != nil {
 			return 0, err
 		}
 		s.mem = bytes.Buffer{}
 	}
-	return s.f.Write(p)
+	return s.w.Write(p)
 }
 
 // Reader returns the spooled bytes from the start.
@@ -326,37 +299,6 @@ func (s *spool) Reader() (io.Reader, error) {
 	if s.f == nil {
 		return &s.mem, nil
 	}
-	return s.f.Reader()
-}
-
-func (s *spool) Close() {
-	if s.f != nil {
-		_ = s.f.Close()
-	}
-}
-
-// tempSpool is the default SpoolFile: an unlinked temporary file (0600)
-// written through a buffer and read back through the page cache.
-type tempSpool struct {
-	f *os.File
-	w *bufio.Writer
-}
-
-func newTempSpool(dir string) (SpoolFile, error) {
-	f, err := os.CreateTemp(dir, "kmsenvelope-spool-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &tempSpool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
-}
-
-func (s *tempSpool) Write(p []byte) (int, error) { return s.w.Write(p) }
-
-func (s *tempSpool) Reader() (io.Reader, error) {
 	if err := s.w.Flush(); err != nil {
 		return nil, err
 	}
@@ -366,4 +308,8 @@ func (s *tempSpool) Reader() (io.Reader, error) {
 	return s.f, nil
 }
 
-func (s *tempSpool) Close() error { return s.f.Close() }
+func (s *spool) Close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
