@@ -302,24 +302,25 @@ func (s *Service) getPrincipal(ctx context.Context, arn, kind string) (Principal
 
 // AdminListUsers lists the users of an account.
 func (s *Service) AdminListUsers(ctx context.Context, in *ListUsersInput) (*ListUsersOutput, error) {
-	account, err := targetAccount(ctx, in.AccountId)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorizeAdmin(ctx, "ListUsers", account, accountRootARN(account)); err != nil {
-		return nil, err
-	}
-	users, next, err := listPrincipals(ctx, s, account, KindUser, in.Marker, in.MaxItems, userInfo)
+	users, next, err := listPrincipals(ctx, s, "ListUsers", in.AccountId, KindUser, in.Marker, in.MaxItems, userInfo)
 	if err != nil {
 		return nil, err
 	}
 	return &ListUsersOutput{Users: users, IsTruncated: next != "", Marker: next}, nil
 }
 
-// listPrincipals lists a page of the users or roles of an account, by
-// name, with their tags, rendered by info; next is the marker of the next
-// page, "" after the last.
-func listPrincipals[T any](ctx context.Context, s *Service, account, kind string, marker *string, maxItems *int32, info func(PrincipalRecord, []TagRecord) T) (page []T, next string, err error) {
+// listPrincipals is ListUsers and ListRoles (op): it authorizes the
+// caller on the account (the given one or the caller's) and lists a page
+// of its users or roles, by name, with their tags, rendered by info; next
+// is the marker of the next page, "" after the last.
+func listPrincipals[T any](ctx context.Context, s *Service, op string, accountID *string, kind string, marker *string, maxItems *int32, info func(PrincipalRecord, []TagRecord) T) (page []T, next string, err error) {
+	account, err := targetAccount(ctx, accountID)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.authorizeAdmin(ctx, op, account, accountRootARN(account)); err != nil {
+		return nil, "", err
+	}
 	limit, after, err := pageParamsOf("maxItems", maxItems, marker, 1000, 100)
 	if err != nil {
 		return nil, "", err
@@ -384,14 +385,7 @@ func (s *Service) AdminCreateRole(ctx context.Context, in *CreateRoleInput) (*Cr
 
 // AdminListRoles lists the roles of an account.
 func (s *Service) AdminListRoles(ctx context.Context, in *ListRolesInput) (*ListRolesOutput, error) {
-	account, err := targetAccount(ctx, in.AccountId)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.authorizeAdmin(ctx, "ListRoles", account, accountRootARN(account)); err != nil {
-		return nil, err
-	}
-	roles, next, err := listPrincipals(ctx, s, account, KindRole, in.Marker, in.MaxItems, roleInfo)
+	roles, next, err := listPrincipals(ctx, s, "ListRoles", in.AccountId, KindRole, in.Marker, in.MaxItems, roleInfo)
 	if err != nil {
 		return nil, err
 	}
