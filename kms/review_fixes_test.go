@@ -210,3 +210,32 @@ func TestReEncryptOnSameKeyAllow(t *testing.T) {
 	_, err = e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: encOther.CiphertextBlob, SourceKeyId: ptr(other.KeyId), DestinationKeyId: ptr(md.KeyId)})
 	wantCode(t, err, kms.CodeAccessDenied)
 }
+
+// TestReEncryptOnSameKeyRSASource: kms:ReEncryptOnSameKey is set when the
+// source is an RSA key too, so a Deny on it being false stops moving an
+// RSA ciphertext to another key (it was never set on that path).
+func TestReEncryptOnSameKeyRSASource(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	rsaKey := e.createAsymmetric(t, "RSA_2048", "ENCRYPT_DECRYPT")
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+	 {"Effect":"Deny","Principal":"*","Action":"kms:ReEncryptFrom","Resource":"*",
+	  "Condition":{"Bool":{"kms:ReEncryptOnSameKey":"false"}}}]}`
+	if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(rsaKey.KeyId), Policy: ptr(pol)}); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(rsaKey.KeyId), Plaintext: []byte("x"), EncryptionAlgorithm: ptr("RSAES_OAEP_SHA_256")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sym := e.createKey(t)
+	_, err = e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, SourceKeyId: ptr(rsaKey.KeyId),
+		SourceEncryptionAlgorithm: ptr("RSAES_OAEP_SHA_256"), DestinationKeyId: ptr(sym.KeyId)})
+	wantCode(t, err, kms.CodeAccessDenied)
+	// Onto the same RSA key the Deny does not apply.
+	if _, err := e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, SourceKeyId: ptr(rsaKey.KeyId),
+		SourceEncryptionAlgorithm: ptr("RSAES_OAEP_SHA_256"), DestinationKeyId: ptr(rsaKey.KeyId),
+		DestinationEncryptionAlgorithm: ptr("RSAES_OAEP_SHA_256")}); err != nil {
+		t.Fatalf("ReEncrypt onto the same RSA key: %v", err)
+	}
+}

@@ -195,7 +195,9 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 			return nil, true, err
 		}
 		if specTable[r.key.KeySpec].kind != kindSymmetric {
-			if err := s.authorizeKey(ctx, r, asymmetricAccess("ReEncryptFrom", in.GrantTokens, in.SourceEncryptionAlgorithm)); err != nil {
+			a := asymmetricAccess("ReEncryptFrom", in.GrantTokens, in.SourceEncryptionAlgorithm)
+			a.reEncryptPeer = dst.key.ID // kms:ReEncryptOnSameKey, as for symmetric sources
+			if err := s.authorizeKey(ctx, r, a); err != nil {
 				return nil, true, err
 			}
 			src = &r
