@@ -111,19 +111,19 @@ type sampler func() ([]float64, error)
 func sampleWindow(ctx context.Context, from, to time.Time, samplers ...sampler) [][]float64 {
 	before := make([][]float64, len(samplers))
 	out := make([][]float64, len(samplers))
-	for _, edge := range []time.Time{from, to} {
+	for k, edge := range []time.Time{from, to} {
 		if !sleepUntil(ctx, edge) {
 			return make([][]float64, len(samplers))
 		}
 		for i, s := range samplers {
-			if s == nil || (edge == to && before[i] == nil) {
+			if s == nil || (k == 1 && before[i] == nil) {
 				continue
 			}
 			v, err := s()
 			switch {
 			case err != nil:
 				before[i] = nil
-			case edge == from:
+			case k == 0:
 				before[i] = v
 			case len(v) == len(before[i]):
 				out[i] = make([]float64, len(v))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,28 @@ func TestCheckLoopback(t *testing.T) {
 		if err := checkLoopback(bad); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// sampleWindow returns each sampler's growth over the window, nil for a
+// nil sampler or one that fails at either edge.
+func TestSampleWindow(t *testing.T) {
+	var calls int
+	counter := func() ([]float64, error) { calls++; return []float64{float64(10 * calls), 1}, nil }
+	failsLate := 0
+	flaky := func() ([]float64, error) {
+		failsLate++
+		if failsLate == 2 {
+			return nil, errors.New("gone")
+		}
+		return []float64{1}, nil
+	}
+	now := time.Now()
+	got := sampleWindow(t.Context(), now, now.Add(10*time.Millisecond), counter, nil, flaky)
+	if len(got) != 3 || len(got[0]) != 2 || got[0][0] != 10 || got[0][1] != 0 {
+		t.Fatalf("counter growth = %v, want [10 0]", got)
+	}
+	if got[1] != nil || got[2] != nil {
+		t.Fatalf("nil and failing samplers = %v, %v; want nil", got[1], got[2])
 	}
 }
