@@ -485,8 +485,7 @@ func (l *Log) Path() string { return l.path }
 const checkpointInterval = 250 * time.Millisecond
 
 // checkpointer copies committed WAL frames into the database file in the
-// background (PASSIVE: it never blocks the writer or readers), so the WAL
-// stays small and commits never pay for a checkpoint.
+// background, so commits never pay for a checkpoint.
 func (l *Log) checkpointer() {
 	defer close(l.ckDone)
 	t := time.NewTicker(checkpointInterval)
@@ -497,6 +496,26 @@ func (l *Log) checkpointer() {
 			return
 		case <-t.C:
 		}
-		_, _ = l.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		l.checkpoint()
 	}
+}
+
+// checkpoint copies the WAL into the database file so that the writer's
+// next transaction starts the WAL over from its beginning.
+//
+// SQLite starts the WAL over only when a write transaction begins with
+// every frame already copied. A checkpoint running beside a writer that
+// commits every millisecond or two never catches up, so the WAL only grew:
+// by 17 MB/s at 4,400 events/s, without bound. Appending was also the
+// costlier write for durable commits: an fdatasync that extends a file
+// must commit the new size to the ext4 journal as well, 1.5-2x the time
+// of overwriting blocks the file already has (measured on this machine).
+// So most frames are copied while the writer goes on (PASSIVE never blocks
+// it), and the few it committed meanwhile with the writer held between
+// two commits; from then on commits overwrite the WAL's first blocks.
+func (l *Log) checkpoint() {
+	_, _ = l.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	_, _ = l.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 }
