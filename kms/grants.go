@@ -365,9 +365,8 @@ func (s *Service) ListRetirableGrants(ctx context.Context, in *ListRetirableGran
 	return out, nil
 }
 
-// RetireGrant deletes a grant, by token or by key ARN and grant id. The
-// retiring principal, the grantee of a grant that includes RetireGrant, and
-// principals the key's policies allow kms:RetireGrant may retire it.
+// RetireGrant deletes a grant, by token or by key ARN and grant id; who may
+// is decided by authorizeRetire (grantretire.go).
 func (s *Service) RetireGrant(ctx context.Context, in *RetireGrantInput) (*Empty, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -403,17 +402,8 @@ func (s *Service) RetireGrant(ctx context.Context, in *RetireGrantInput) (*Empty
 	default:
 		return nil, Errorf(CodeValidation, "Either GrantToken or both KeyId and GrantId must be specified.")
 	}
-	mayRetire := g.RetiringPrincipal != "" && principalMatches(g.RetiringPrincipal, p) ||
-		principalMatches(g.GranteePrincipal, p) && slices.Contains(g.Operations, "RetireGrant")
-	if !mayRetire {
-		k, err := s.store.GetKey(ctx, g.KeyID)
-		if err != nil {
-			return nil, Errorf(CodeNotFound, "Grant ID %s not found.", g.GrantID)
-		}
-		r := resolved{key: k, arn: s.keyARN(k.AccountID, k.ID), caller: p}
-		if err := s.authorizeKey(ctx, r, access{action: "RetireGrant"}); err != nil {
-			return nil, err
-		}
+	if err := s.authorizeRetire(ctx, p, g); err != nil {
+		return nil, err
 	}
 	if isTrue(in.DryRun) {
 		return nil, errDryRun()

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+)
+
+// TestE2ERetiringPrincipalAccount: through the AWS SDK, a grant whose
+// retiring principal is another account can be retired by that account's
+// users only when their identity policies allow kms:RetireGrant (AWS KMS
+// developer guide, "Retiring and revoking grants"); an identity policy that
+// denies it wins even for the retiring principal named in the grant.
+func TestE2ERetiringPrincipalAccount(t *testing.T) {
+	st := newE2EState(t)
+	srv := startKMSD(t)
+	ctx := t.Context()
+	adminID, adminSecret := adminCredentials(t, st.creds)
+	admin := aws.Credentials{AccessKeyID: adminID, SecretAccessKey: adminSecret}
+	ac := staticKMSClient(srv.addr, credentials.StaticCredentialsProvider{Value: admin})
+
+	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("retire")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	account := aws.ToString(key.KeyMetadata.AWSAccountId)
+	const other = "210987654321"
+	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	plain, plainARN := e2eUser(t, srv, admin, other, "plain", "")
+	delegate, _ := e2eUser(t, srv, admin, other, "delegate", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:RetireGrant","Resource":"*"}]}`)
+	denied, deniedARN := e2eUser(t, srv, admin, account, "denied", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:RetireGrant","Resource":"*"}]}`)
+
+	grant := func(retiring string) *awskms.CreateGrantOutput {
+		t.Helper()
+		out, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{
+			KeyId: aws.String(keyARN), GranteePrincipal: aws.String("arn:aws:iam::" + account + ":user/denied"),
+			RetiringPrincipal: aws.String(retiring), Operations: []types.GrantOperation{types.GrantOperationEncrypt},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	listed := func(id string) bool {
+		t.Helper()
+		out, err := ac.ListGrants(ctx, &awskms.ListGrantsInput{KeyId: aws.String(keyARN)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range out.Grants {
+			if aws.ToString(g.GrantId) == id {
+				return true
+			}
+		}
+		return false
+	}
+
+	g := grant("arn:aws:iam::" + other + ":root")
+	_, err = plain.RetireGrant(ctx, &awskms.RetireGrantInput{KeyId: aws.String(keyARN), GrantId: g.GrantId})
+	wantAccessDenied(t, err, plainARN, "RetireGrant", "because no identity-based policy allows the kms:RetireGrant action")
+	if !listed(aws.ToString(g.GrantId)) {
+		t.Fatal("a refused RetireGrant deleted the grant")
+	}
+	if _, err := delegate.RetireGrant(ctx, &awskms.RetireGrantInput{GrantToken: g.GrantToken}); err != nil {
+		t.Fatalf("RetireGrant by a user of the retiring account allowed kms:RetireGrant: %v", err)
+	}
+	if listed(aws.ToString(g.GrantId)) {
+		t.Fatal("the retired grant is still listed")
+	}
+
+	g = grant(deniedARN)
+	_, err = denied.RetireGrant(ctx, &awskms.RetireGrantInput{KeyId: aws.String(keyARN), GrantId: g.GrantId})
+	wantAccessDenied(t, err, deniedARN, "RetireGrant", "with an explicit deny in an identity-based policy")
+	if !listed(aws.ToString(g.GrantId)) {
+		t.Fatal("a denied RetireGrant deleted the grant")
+	}
+}

@@ -1,0 +1,101 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+
+	"hsmkms/kms/policy"
+)
+
+// Who may retire a grant, as AWS documents it ("Retiring and revoking
+// grants", https://docs.aws.amazon.com/kms/latest/developerguide/grant-delete.html):
+//
+//   - the retiring principal of the grant, and the grantee principal when
+//     the grant allows RetireGrant, without any kms:RetireGrant permission;
+//   - the AWS account in which the grant was created (its root);
+//   - "The AWS account that owns the KMS key can delegate the
+//     kms:RetireGrant permission to an IAM principal in the account";
+//   - "If the retiring principal is a different AWS account, administrators
+//     in the other account can use kms:RetireGrant to delegate permission to
+//     retire the grant to an IAM principal in that account": a retiring
+//     principal that names an account is that account's root, and its
+//     users and roles only when their identity policies allow
+//     kms:RetireGrant (as an account named in a key policy delegates);
+//   - "The kms:RetireGrant permission alone does not allow principals to
+//     retire a grant. The kms:RetireGrant permission is not effective in a
+//     key policy": the key policy takes no part, neither to allow nor to
+//     deny, and an identity policy allowing kms:RetireGrant helps only the
+//     two accounts above;
+//   - "To deny permission to retire a grant, you can use a Deny action with
+//     the kms:RetireGrant permission in your IAM policies": an explicit
+//     Deny in the caller's identity policies wins over all of the above.
+//
+// A grantee principal that names an account keeps matching every
+// principal of that account (principalMatches), as for the grant's other
+// operations: AWS documents an account as a valid grantee but not whether
+// its users and roles need an identity policy to use the grant.
+
+// accountARNPattern is an account principal: its root ARN or its bare id.
+var accountARNPattern = regexp.MustCompile(`^(?:arn:aws:iam::(\d{12}):root|(\d{12}))$`)
+
+// namedAccount returns the account a principal name stands for when it
+// names an account rather than a user or role ("" otherwise).
+func namedAccount(name string) string {
+	m := accountARNPattern.FindStringSubmatch(name)
+	if m == nil {
+		return ""
+	}
+	return m[1] + m[2]
+}
+
+// namesExactly reports whether a principal name is the caller itself or
+// the role behind its session; an account name does not count (see
+// authorizeRetire for what it delegates).
+func namesExactly(name string, p Principal) bool {
+	return name != "" && (name == p.ARN || (p.RoleARN != "" && name == p.RoleARN))
+}
+
+// authorizeRetire decides whether the caller may retire grant g.
+func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecord) error {
+	k, err := s.store.GetKey(ctx, g.KeyID)
+	if errors.Is(err, ErrStoreNotFound) {
+		return Errorf(CodeNotFound, "Grant ID %s not found.", g.GrantID)
+	}
+	if err != nil {
+		return Internal(err)
+	}
+	ka, err := s.keyAuthz(ctx, k)
+	if err != nil {
+		return Internal(err)
+	}
+	ids, err := s.identityPolicies(ctx, p)
+	if err != nil {
+		return Internal(err)
+	}
+	c := s.requestContext(ctx, p)
+	addKeyContext(c, k, ka, access{action: "RetireGrant"})
+	req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:RetireGrant", Resource: s.keyARN(k.AccountID, k.ID), Context: c}
+	// Identity policies alone (no key policy): an explicit Deny, an Allow,
+	// or neither; the root of an account counts as allowed.
+	d := policy.Decide(policy.Input{Request: req, IdentityPolicies: ids})
+	if d.Reason == policy.DeniedByIdentityPolicy {
+		return s.denied(ctx, req, d)
+	}
+	switch {
+	case namesExactly(g.RetiringPrincipal, p):
+		return nil
+	case slices.Contains(g.Operations, "RetireGrant") && principalMatches(g.GranteePrincipal, p):
+		return nil
+	case d.Allowed && (p.AccountID == k.AccountID || p.AccountID == g.IssuingAccount ||
+		(namedAccount(g.RetiringPrincipal) != "" && namedAccount(g.RetiringPrincipal) == p.AccountID)):
+		return nil
+	}
+	if d.Allowed {
+		// An identity policy allowed kms:RetireGrant, but the caller's
+		// account is neither the key's nor the retiring principal's.
+		d = policy.Decision{Reason: policy.DeniedNoResourcePolicy}
+	}
+	return s.denied(ctx, req, d)
+}
