@@ -114,6 +114,10 @@ type ReconcileReport struct {
 	CompletedDestroys int      // versions marked Destroying, now destroyed
 	MissingObjects    []string // "keyID/version" of Active versions whose object is missing (never served)
 	OrphanObjects     []string // hex backing ids of token objects no version references (reported, not destroyed)
+
+	// RescheduledRotations counts the abandoned intents that were scheduled
+	// rotations: their keys are due again.
+	RescheduledRotations int
 }
 
 // Reconcile settles what a crash left between the HSM and the database,
@@ -166,11 +170,18 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			rep.CompletedCreates++
 			continue
 		}
-		if err := s.store.SetVersionStateIf(ctx, v.KeyID, v.Version, VersionCreating, VersionDestroyed); err != nil {
+		// An automatic rotation's claim moved the key's next-rotation date a
+		// period ahead; the same transaction puts it back (store_rollback.go).
+		rescheduled, err := s.store.TombstoneIntent(ctx, v.KeyID, v.Version)
+		if err != nil {
 			if ignoreSettled(err) == nil {
 				continue // its creator committed it meanwhile
 			}
 			return rep, err
+		}
+		if rescheduled {
+			rep.RescheduledRotations++
+			s.log.InfoContext(ctx, "automatic rotation cut before its token object existed; the key is due again", "key_id", v.KeyID, "version", v.Version)
 		}
 		if key.State == StateCreating {
 			if _, err := s.store.UpdateKey(ctx, key.ID, tombstoneCreating); ignoreSettled(err) != nil {

@@ -19,7 +19,9 @@ package kms
 //
 // A crash after 1 leaves a Creating version: Reconcile commits it if its
 // object exists, else tombstones it; either way the key has the old or the
-// new current version and every earlier ciphertext decrypts.
+// new current version and every earlier ciphertext decrypts. Tombstoning a
+// scheduler's claim also makes the key due again, so the cut rotation
+// happens at start-up instead of a period later.
 
 import (
 	"context"
@@ -70,7 +72,10 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 	if err != nil {
 		return key, err
 	}
-	in.KeyID, in.BackingID, in.At = key.ID, backing, s.now().UTC()
+	in.KeyID, in.BackingID = key.ID, backing
+	if in.At.IsZero() {
+		in.At = s.now().UTC()
+	}
 	v, err := s.store.RecordRotationIntent(ctx, in)
 	if err != nil {
 		return key, err
@@ -352,7 +357,7 @@ func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return rotated, err
 		}
-		ok, err := s.rotateDue(ctx, sc, now)
+		ok, err := s.rotateDue(ctx, sc)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("key %s: %w", sc.KeyID, err))
 			continue
@@ -364,7 +369,7 @@ func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
 	return rotated, errors.Join(errs...)
 }
 
-func (s *Service) rotateDue(ctx context.Context, sc RotationSchedule, now time.Time) (bool, error) {
+func (s *Service) rotateDue(ctx context.Context, sc RotationSchedule) (bool, error) {
 	unlock := s.lockKey(sc.KeyID)
 	defer unlock()
 	key, err := s.store.GetKey(ctx, sc.KeyID)
@@ -374,8 +379,13 @@ func (s *Service) rotateDue(ctx context.Context, sc RotationSchedule, now time.T
 	if key.State != StateEnabled || key.Origin != originKMS || key.KeySpec != specSymmetric {
 		return false, nil
 	}
-	next := now.Add(time.Duration(sc.PeriodDays) * 24 * time.Hour).Truncate(time.Millisecond)
-	_, err = s.rotateKey(ctx, key, RotationIntent{Type: RotationAutomatic, ClaimDue: sc.NextRotation, NextDue: next})
+	// The next date is counted from the intent's own time, which its
+	// rotation record keeps: if the rotation is cut before its token object
+	// exists, Reconcile finds the claim by that sum and makes the key due
+	// again (store_rollback.go).
+	at := s.now().UTC()
+	next := at.Add(time.Duration(sc.PeriodDays) * 24 * time.Hour).Truncate(time.Millisecond)
+	_, err = s.rotateKey(ctx, key, RotationIntent{Type: RotationAutomatic, At: at, ClaimDue: sc.NextRotation, NextDue: next})
 	if errors.Is(err, ErrStoreConflict) {
 		return false, nil // another scheduler claimed this due date
 	}

@@ -139,6 +139,7 @@ type Store interface {
 	IdentityStore
 	PolicyStore
 	VersionCASStore // store_cas.go
+	IntentRollbackStore
 	// CreateKey records a new key and its first version in one transaction.
 	// The key is normally in StateCreating and the version in
 	// VersionCreating: the intent, written before the token object is made.

@@ -44,7 +44,9 @@ type RotationIntent struct {
 	// recorded only if the key's rotation is enabled and its stored
 	// NextRotation still equals ClaimDue, which then becomes NextDue. Of
 	// several schedulers (processes) racing for one due date exactly one
-	// wins; the others get ErrStoreConflict.
+	// wins; the others get ErrStoreConflict. NextDue is At plus the key's
+	// period: that is how TombstoneIntent (store_rollback.go) recognises the
+	// claim of a rotation cut by a crash and makes it due again.
 	ClaimDue, NextDue time.Time
 	// MaxOnDemand, if > 0, refuses (ErrStoreExhausted) an intent when the
 	// key already has that many ON_DEMAND rotations.

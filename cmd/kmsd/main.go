@@ -273,6 +273,7 @@ func logReconcile(log *slog.Logger, r kms.ReconcileReport) {
 	log.Info("reconciled HSM and database",
 		"completed_creates", r.CompletedCreates,
 		"abandoned_creates", r.AbandonedCreates,
+		"rescheduled_rotations", r.RescheduledRotations,
 		"completed_destroys", r.CompletedDestroys,
 		"missing_objects", len(r.MissingObjects),
 		"orphan_objects", len(r.OrphanObjects))

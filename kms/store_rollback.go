@@ -1,0 +1,19 @@
+package kms
+
+import "context"
+
+// IntentRollbackStore rolls back a creation intent whose token object was
+// never made (Reconcile), giving back what the intent's transaction took.
+type IntentRollbackStore interface {
+	// TombstoneIntent changes a version from VersionCreating to
+	// VersionDestroyed, only if it is still Creating (ErrStoreConflict
+	// otherwise, ErrStoreNotFound if there is no such version). If the
+	// version is an AUTOMATIC rotation whose scheduler claim moved the key's
+	// next-rotation date to its RotatedAt plus the period (see
+	// RotationIntent.NextDue), and the schedule still says so, the same
+	// transaction puts the next-rotation date back to RotatedAt, so the
+	// rotation that was cut is due again; rescheduled reports it. A
+	// schedule disabled or restarted since is left alone; a period changed
+	// since is kept.
+	TombstoneIntent(ctx context.Context, keyID string, version int) (rescheduled bool, err error)
+}
