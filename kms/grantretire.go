@@ -99,3 +99,28 @@ func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecor
 	}
 	return s.denied(ctx, req, d)
 }
+
+// principalAccountPattern finds the account of a principal name: an IAM or
+// STS ARN, or a bare account id.
+var principalAccountPattern = regexp.MustCompile(`^(?:arn:aws:(?:iam|sts)::(\d{12}):.+|(\d{12}))$`)
+
+// authorizeListRetirable decides ListRetirableGrants as AWS documents it:
+// "You must specify a principal in your AWS account" and "The authorized
+// resource in ListRetirableGrants calls is the retiring principal
+// specified in the request" (identity policies of the caller's account).
+// A retiring principal of another account, or a name that is no principal
+// of any account, is refused like a resource no policy allows: listing
+// another account's retirable grants would show who holds grants on keys
+// the caller may know nothing of.
+func (s *Service) authorizeListRetirable(ctx context.Context, p Principal, retiring string) error {
+	m := principalAccountPattern.FindStringSubmatch(retiring)
+	resource := retiring
+	if m != nil && m[2] != "" {
+		resource = "arn:aws:iam::" + m[2] + ":root"
+	}
+	if m == nil || m[1]+m[2] != p.AccountID {
+		req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:ListRetirableGrants", Resource: resource}
+		return s.denied(ctx, req, policy.Decision{Reason: policy.DeniedNoIdentityPolicy})
+	}
+	return s.authorizeIdentity(ctx, p, "ListRetirableGrants", resource, nil)
+}

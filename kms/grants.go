@@ -346,7 +346,7 @@ func (s *Service) ListRetirableGrants(ctx context.Context, in *ListRetirableGran
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIAM(ctx, p, "ListRetirableGrants", nil); err != nil {
+	if err := s.authorizeListRetirable(ctx, p, retiring); err != nil {
 		return nil, err
 	}
 	gs, err := s.store.ListRetirableGrants(ctx, retiring, after, limit+1)
