@@ -18,11 +18,14 @@ type retireFixture struct {
 
 func newRetireFixture(t *testing.T) *retireFixture {
 	e := newEnv(t, fakeDevice)
+	// The grantee of every grant: CreateGrant refuses principals that do
+	// not exist.
+	e.identity(t, testAccount, "worker")
 	return &retireFixture{e: e, md: e.createKey(t), ops: []string{"Encrypt"}}
 }
 
-// grant creates a grant to a user of testAccount with the given retiring
-// principal and returns its id.
+// grant creates a grant to testAccount's user "worker" with the given
+// retiring principal and returns its id.
 func (f *retireFixture) grant(t *testing.T, retiring string) string {
 	t.Helper()
 	in := &kms.CreateGrantInput{KeyId: ptr(f.md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"), Operations: f.ops}
@@ -137,8 +140,11 @@ func TestRetireGrantIdentityDenyWins(t *testing.T) {
 
 	// The grantee of a grant that allows RetireGrant, likewise.
 	f.ops = []string{"Encrypt", "RetireGrant"}
-	f.e.identity(t, testAccount, "worker", deny)
-	worker := kms.WithPrincipal(t.Context(), kms.Principal{AccountID: testAccount, ARN: "arn:aws:iam::" + testAccount + ":user/worker", Type: kms.PrincipalUser, Username: "worker"})
+	workerARN := "arn:aws:iam::" + testAccount + ":user/worker"
+	if err := f.e.store.PutIdentityPolicy(t.Context(), workerARN, kms.NamedPolicy{Name: "deny", Document: deny}, 10); err != nil {
+		t.Fatal(err)
+	}
+	worker := kms.WithPrincipal(t.Context(), kms.Principal{AccountID: testAccount, ARN: workerARN, Type: kms.PrincipalUser, Username: "worker"})
 	id = f.grant(t, "")
 	f.wantKept(t, f.retire(worker, id), id, "the grantee denied kms:RetireGrant", iamDeniesRetire)
 }

@@ -198,6 +198,13 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 			return nil, Errorf(CodeValidation, "Grant operation %s is not valid for key %s with usage %s and spec %s.", op, r.arn, r.key.KeyUsage, r.key.KeySpec)
 		}
 	}
+	// Only after authorization, so that a caller not allowed to grant on
+	// the key cannot probe which principals exist.
+	for _, p := range append([]string{grantee}, nonEmpty(retiring)...) {
+		if err := s.checkGrantPrincipal(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	if isTrue(in.DryRun) {
 		return nil, errDryRun()
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"hsmkms/kms/policy"
 )
@@ -169,34 +168,13 @@ func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *Creat
 // typo in a principal would otherwise silently allow nobody, or allow a
 // principal created later under that name.
 func (s *Service) checkPrincipalsExist(ctx context.Context, pol *policy.Policy) error {
-	invalid := Errorf(CodeMalformedPolicy, "%s", policy.MsgInvalidPrincipals)
 	for _, v := range pol.Principals() {
-		account, rest := v, ""
-		if strings.HasPrefix(v, "arn:") {
-			parts := strings.SplitN(v, ":", 6)
-			if len(parts) != 6 || parts[1] != "aws" || (parts[2] != "iam" && parts[2] != "sts") {
-				return invalid
-			}
-			account, rest = parts[4], parts[5]
-		}
-		if !accountPattern.MatchString(account) {
-			return invalid
-		}
-		if _, err := s.store.GetAccount(ctx, account); errors.Is(err, ErrStoreNotFound) {
-			return invalid
-		} else if err != nil {
+		ok, err := s.principalExists(ctx, v)
+		if err != nil {
 			return Internal(err)
 		}
-		switch {
-		case rest == "" || rest == "root" || strings.HasPrefix(rest, "assumed-role/"):
-		case strings.HasPrefix(rest, "user/") || strings.HasPrefix(rest, "role/"):
-			if _, err := s.store.GetPrincipal(ctx, v); errors.Is(err, ErrStoreNotFound) {
-				return invalid
-			} else if err != nil {
-				return Internal(err)
-			}
-		default:
-			return invalid
+		if !ok {
+			return Errorf(CodeMalformedPolicy, "%s", policy.MsgInvalidPrincipals)
 		}
 	}
 	return nil

@@ -18,6 +18,7 @@ func TestListRetirableGrantsAuthorization(t *testing.T) {
 	md := e.createKey(t) // a key of testAccount
 	retirerARN := "arn:aws:iam::" + otherAccount + ":user/retirer"
 	e.identity(t, otherAccount, "retirer")
+	e.identity(t, testAccount, "worker")
 	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId),
 		GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"), RetiringPrincipal: ptr(retirerARN),
 		Operations: []string{"Encrypt"}}); err != nil {
