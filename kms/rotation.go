@@ -21,7 +21,9 @@ package kms
 // object exists, else tombstones it; either way the key has the old or the
 // new current version and every earlier ciphertext decrypts. Tombstoning a
 // scheduler's claim also makes the key due again, so the cut rotation
-// happens at start-up instead of a period later.
+// happens at start-up instead of a period later. A scheduled rotation whose
+// token object could not be made (an HSM error, no crash) is tombstoned the
+// same way at once and due again after a back-off (rotationretry.go).
 
 import (
 	"context"
@@ -84,6 +86,9 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 		return key, err
 	}
 	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, v.Version)); err != nil {
+		if !in.ClaimDue.IsZero() {
+			return key, s.abandonClaim(ctx, v, in, err) // rotationretry.go: due again after a back-off
+		}
 		s.abandonVersion(ctx, v) // abandonversion.go: destroyed in the token too
 		return key, err
 	}

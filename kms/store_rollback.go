@@ -1,6 +1,9 @@
 package kms
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // IntentRollbackStore rolls back a creation intent whose token object was
 // never made (Reconcile), giving back what the intent's transaction took.
@@ -16,4 +19,9 @@ type IntentRollbackStore interface {
 	// schedule disabled or restarted since is left alone; a period changed
 	// since is kept.
 	TombstoneIntent(ctx context.Context, keyID string, version int) (rescheduled bool, err error)
+	// TombstoneIntentRetryAt is TombstoneIntent for a scheduled rotation
+	// whose token object could not be made (rotationretry.go): the same
+	// claim, recognised the same way, makes the key due again at retryAt
+	// (no earlier than RotatedAt, no later than the date the claim set).
+	TombstoneIntentRetryAt(ctx context.Context, keyID string, version int, retryAt time.Time) (rescheduled bool, err error)
 }

@@ -1,0 +1,4 @@
+package kms
+
+// RotationRetryBackoff is rotationRetryBackoff, for tests.
+const RotationRetryBackoff = rotationRetryBackoff

@@ -1,0 +1,60 @@
+package kms
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// rotationRetryBackoff is how long after a failed scheduled rotation the key
+// is due again. The claim (RecordRotationIntent) moved the key's
+// next-rotation date a whole period ahead; without giving it back, an HSM
+// fault at that minute would skip the rotation for a period (a year by
+// default). Retrying on the scheduler's next pass (every
+// rotation_check_interval, 1m by default) would, through a long outage, add
+// a tombstoned version row per due key per minute; a fixed hour bounds that
+// to 24 a day per key while delaying a rotation of a 90..2560-day period by
+// at most an hour per fault. A growing back-off would need a per-key
+// failure count the schema does not keep, for little gain at that rate.
+const rotationRetryBackoff = time.Hour
+
+// abandonClaim settles a scheduled rotation (one whose intent was the
+// scheduler's claim) whose token object could not be made, and returns
+// cause with what happens next, which the scheduler logs.
+//
+// As abandonVersion, it first destroys whatever the failed creation may
+// have left in the token. If that destroy fails the version stays
+// Destroying, as abandonVersion leaves it, and the schedule is not given
+// back: the key is next due at the date the claim set. Reconcile's
+// Destroying path does not reschedule either, on purpose: Destroying also
+// holds every version of a deleted key (whose last automatic rotation's
+// claim still matches the schedule) and the loser of an activation race
+// (the key did rotate), which the claim test cannot tell from this case.
+//
+// Otherwise the version is tombstoned and, in the same transaction and
+// only while the schedule is still the one the claim left, the key is due
+// again at min(now + rotationRetryBackoff, the date the claim set)
+// (TombstoneIntentRetryAt). If that transaction fails the version stays
+// Creating, and the start-up Reconcile tombstones it and makes the key due
+// at once (TombstoneIntent).
+func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, in RotationIntent, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.destroyAbandoned(ctx, v); err != nil {
+		return fmt.Errorf("%w; destroying the new version's token object failed too (%v): version %d is left Destroying and the rotation is not retried before the date the claim set, %s",
+			cause, err, v.Version, in.NextDue.Format(time.RFC3339))
+	}
+	retry := s.now().UTC().Add(rotationRetryBackoff).Truncate(time.Millisecond)
+	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, retry)
+	switch {
+	case err != nil:
+		// Not %w: an ErrStoreConflict here would read as another
+		// scheduler's claim to rotateDue and hide the failure.
+		return fmt.Errorf("%w; settling version %d failed (%v): the start-up reconciler tombstones it and makes the key due again",
+			cause, v.Version, err)
+	case !rescheduled:
+		// Disabled or enabled afresh meanwhile, or the key rotated at that
+		// instant: the newer state stands (as for TombstoneIntent).
+		return fmt.Errorf("%w; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause)
+	}
+	return fmt.Errorf("%w; retrying at %s", cause, retry.Format(time.RFC3339))
+}
