@@ -16,7 +16,8 @@ import (
 // Reconcile finishes it.
 func (s *Service) abandonVersion(ctx context.Context, v KeyVersion) {
 	ctx = context.WithoutCancel(ctx)
-	if s.destroyAbandoned(ctx, v) != nil {
+	if s.destroyLeftover(ctx, v) != nil {
+		_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying)
 		return
 	}
 	if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
@@ -24,14 +25,13 @@ func (s *Service) abandonVersion(ctx context.Context, v KeyVersion) {
 	}
 }
 
-// destroyAbandoned is abandonVersion's first step, shared with
+// destroyLeftover is abandonVersion's first step, shared with
 // abandonClaim (rotationretry.go): it destroys what a failed creation may
-// have left in the token, and if that fails marks the version Destroying
-// and returns the error.
-func (s *Service) destroyAbandoned(ctx context.Context, v KeyVersion) error {
+// have left in the token. On failure the caller leaves the version
+// Destroying, for Reconcile to finish.
+func (s *Service) destroyLeftover(ctx context.Context, v KeyVersion) error {
 	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
 		s.log.WarnContext(ctx, "abandoned version: destroying token object failed; the reconciler will retry", "key_id", v.KeyID, "version", v.Version, "err", err)
-		_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying)
 		return err
 	}
 	return nil

@@ -87,7 +87,7 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 	}
 	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, v.Version)); err != nil {
 		if !in.ClaimDue.IsZero() {
-			return key, s.abandonClaim(ctx, v, in, err) // rotationretry.go: due again after a back-off
+			return key, s.abandonClaim(ctx, v, err) // rotationretry.go: due again after a back-off
 		}
 		s.abandonVersion(ctx, v) // abandonversion.go: destroyed in the token too
 		return key, err

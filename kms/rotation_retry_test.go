@@ -339,23 +339,23 @@ func TestFailedUnscheduledRotationLeavesSchedule(t *testing.T) {
 	})
 }
 
-// When the destroy of the failed version's object fails too, the version
-// stays Destroying and the schedule the claim set is kept (see
-// abandonClaim); the error says so, and the start-up Reconcile finishes the
-// destroy without rescheduling.
+// TestScheduledRotationRetryDestroyFails: in an outage the destroy of
+// what the failed creation may have left fails too; the version is left
+// Destroying for Reconcile, and the rotation is still retried after the
+// back-off rather than skipped for a period.
 func TestScheduledRotationRetryDestroyFails(t *testing.T) {
 	e, flaky := flakyEnv(t, fakeDevice)
 	md, _ := dueKey(t, e)
-	claimed := e.clock.Now().Add(90 * day)
 	flaky.arm(1)
 	flaky.failDestroy = true
+	retryAt := e.clock.Now().Add(time.Hour).Truncate(time.Millisecond)
 	n, err := e.svc.RotateDueKeys(e.ctx)
-	if n != 0 || !errors.Is(err, errGenerate) || !strings.Contains(err.Error(), "not retried before the date the claim set, "+claimed.Format(time.RFC3339)) {
-		t.Fatalf("RotateDueKeys = %d, %v; want the failure, not retried", n, err)
+	if n != 0 || !errors.Is(err, errGenerate) || !strings.Contains(err.Error(), "left Destroying for the reconciler; retrying at "+retryAt.Format(time.RFC3339)) {
+		t.Fatalf("RotateDueKeys = %d, %v; want the failure, retried after the back-off", n, err)
 	}
 	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionDestroying)
-	if got := nextRotation(t, e, md.KeyId); !got.Equal(claimed) {
-		t.Fatalf("next rotation %v, want the claim's %v", got, claimed)
+	if got := nextRotation(t, e, md.KeyId); !got.Equal(retryAt) {
+		t.Fatalf("next rotation %v, want the retry at %v", got, retryAt)
 	}
 	flaky.failDestroy = false
 	rep, err := e.svc.Reconcile(e.ctx)
@@ -363,4 +363,9 @@ func TestScheduledRotationRetryDestroyFails(t *testing.T) {
 		t.Fatalf("Reconcile %+v, %v", rep, err)
 	}
 	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionDestroyed)
+	e.clock.Advance(time.Hour)
+	if n, err := e.svc.RotateDueKeys(e.ctx); n != 1 || err != nil {
+		t.Fatalf("RotateDueKeys after the back-off = %d, %v; want one rotation", n, err)
+	}
+	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionDestroyed, kms.VersionActive)
 }

@@ -23,38 +23,33 @@ const rotationRetryBackoff = time.Hour
 // cause with what happens next, which the scheduler logs.
 //
 // As abandonVersion, it first destroys whatever the failed creation may
-// have left in the token. If that destroy fails the version stays
-// Destroying, as abandonVersion leaves it, and the schedule is not given
-// back: the key is next due at the date the claim set. Reconcile's
-// Destroying path does not reschedule either, on purpose: Destroying also
-// holds every version of a deleted key (whose last automatic rotation's
-// claim still matches the schedule) and the loser of an activation race
-// (the key did rotate), which the claim test cannot tell from this case.
-//
-// Otherwise the version is tombstoned and, in the same transaction and
-// only while the schedule is still the one the claim left, the key is due
-// again at min(now + rotationRetryBackoff, the date the claim set)
-// (TombstoneIntentRetryAt). If that transaction fails the version stays
-// Creating, and the start-up Reconcile tombstones it and makes the key due
+// have left in the token. Then, in one transaction, the version is
+// tombstoned (or left Destroying if that destroy failed, for Reconcile to
+// finish) and, only while the schedule is still the one the claim left,
+// the key is due again at min(now + rotationRetryBackoff, the date the
+// claim set) (TombstoneIntentRetryAt). The schedule is given back even
+// when the destroy failed: in an HSM outage, the case the retry is for,
+// the destroy fails too. If that transaction fails the version stays
+// Creating, and the start-up Reconcile settles it and makes the key due
 // at once (TombstoneIntent).
-func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, in RotationIntent, cause error) error {
+func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) error {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.destroyAbandoned(ctx, v); err != nil {
-		return fmt.Errorf("%w; destroying the new version's token object failed too (%v): version %d is left Destroying and the rotation is not retried before the date the claim set, %s",
-			cause, err, v.Version, in.NextDue.Format(time.RFC3339))
+	to, left := VersionDestroyed, ""
+	if err := s.destroyLeftover(ctx, v); err != nil {
+		to, left = VersionDestroying, fmt.Sprintf("; destroying the new version's token object failed too (%v): version %d is left Destroying for the reconciler", err, v.Version)
 	}
 	retry := s.now().UTC().Add(rotationRetryBackoff).Truncate(time.Millisecond)
-	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, retry)
+	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, to, retry)
 	switch {
 	case err != nil:
 		// Not %w: an ErrStoreConflict here would read as another
 		// scheduler's claim to rotateDue and hide the failure.
-		return fmt.Errorf("%w; settling version %d failed (%v): the start-up reconciler tombstones it and makes the key due again",
-			cause, v.Version, err)
+		return fmt.Errorf("%w%s; settling version %d failed (%v): the start-up reconciler settles it and makes the key due again",
+			cause, left, v.Version, err)
 	case !rescheduled:
 		// Disabled or enabled afresh meanwhile, or the key rotated at that
 		// instant: the newer state stands (as for TombstoneIntent).
-		return fmt.Errorf("%w; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause)
+		return fmt.Errorf("%w%s; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause, left)
 	}
-	return fmt.Errorf("%w; retrying at %s", cause, retry.Format(time.RFC3339))
+	return fmt.Errorf("%w%s; retrying at %s", cause, left, retry.Format(time.RFC3339))
 }

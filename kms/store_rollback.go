@@ -20,8 +20,11 @@ type IntentRollbackStore interface {
 	// since is kept.
 	TombstoneIntent(ctx context.Context, keyID string, version int) (rescheduled bool, err error)
 	// TombstoneIntentRetryAt is TombstoneIntent for a scheduled rotation
-	// whose token object could not be made (rotationretry.go): the same
-	// claim, recognised the same way, makes the key due again at retryAt
-	// (no earlier than RotatedAt, no later than the date the claim set).
-	TombstoneIntentRetryAt(ctx context.Context, keyID string, version int, retryAt time.Time) (rescheduled bool, err error)
+	// whose token object could not be made (rotationretry.go): the version
+	// goes to state to (VersionDestroyed, or VersionDestroying when what
+	// the failed creation may have left in the token could not be destroyed
+	// yet: Reconcile finishes it), and the same claim, recognised the same
+	// way, makes the key due again at retryAt (no earlier than RotatedAt,
+	// no later than the date the claim set).
+	TombstoneIntentRetryAt(ctx context.Context, keyID string, version int, to VersionState, retryAt time.Time) (rescheduled bool, err error)
 }

@@ -32,7 +32,7 @@ func TestTombstoneIntentRetryAt(t *testing.T) {
 	claim := kms.RotationIntent{Type: kms.RotationAutomatic, ClaimDue: due, NextDue: claimed}
 	check := func(t *testing.T, s *Store, id string, version int, retryAt time.Time, wantRescheduled bool, wantNext time.Time) {
 		t.Helper()
-		got, err := s.TombstoneIntentRetryAt(ctx, id, version, retryAt)
+		got, err := s.TombstoneIntentRetryAt(ctx, id, version, kms.VersionDestroyed, retryAt)
 		wantErr(t, "TombstoneIntentRetryAt", err, nil)
 		if got != wantRescheduled {
 			t.Fatalf("rescheduled = %v, want %v", got, wantRescheduled)
@@ -57,7 +57,7 @@ func TestTombstoneIntentRetryAt(t *testing.T) {
 			s, v := setup(t, keyID(1), claim)
 			check(t, s, keyID(1), v.Version, tc.retryAt, true, tc.want)
 			// Settled once.
-			_, err := s.TombstoneIntentRetryAt(ctx, keyID(1), v.Version, tc.retryAt)
+			_, err := s.TombstoneIntentRetryAt(ctx, keyID(1), v.Version, kms.VersionDestroyed, tc.retryAt)
 			wantErr(t, "second call", err, kms.ErrStoreConflict)
 		})
 	}
@@ -69,5 +69,34 @@ func TestTombstoneIntentRetryAt(t *testing.T) {
 		s, v := setup(t, keyID(3), claim)
 		wantErr(t, "disable", s.PutRotationSchedule(ctx, kms.RotationSchedule{KeyID: keyID(3), PeriodDays: 90}), nil)
 		check(t, s, keyID(3), v.Version, at.Add(time.Hour), false, time.Time{})
+	})
+	// The token object could not be destroyed yet: the version is left
+	// Destroying (for Reconcile), and the claim is still given back; the
+	// version itself, not Destroyed, must not count as another rotation
+	// made at that instant.
+	t.Run("LeftDestroying", func(t *testing.T) {
+		s, v := setup(t, keyID(4), claim)
+		got, err := s.TombstoneIntentRetryAt(ctx, keyID(4), v.Version, kms.VersionDestroying, at.Add(time.Hour))
+		wantErr(t, "TombstoneIntentRetryAt", err, nil)
+		if !got {
+			t.Fatal("not rescheduled")
+		}
+		if v, _ := s.GetVersion(ctx, keyID(4), v.Version); v.State != kms.VersionDestroying {
+			t.Fatalf("version is %s, want %s", v.State, kms.VersionDestroying)
+		}
+		sc, err := s.GetRotationSchedule(ctx, keyID(4))
+		wantErr(t, "schedule", err, nil)
+		if !sc.NextRotation.Equal(at.Add(time.Hour)) {
+			t.Fatalf("next rotation %v, want %v", sc.NextRotation, at.Add(time.Hour))
+		}
+	})
+	t.Run("OnlyToATombstone", func(t *testing.T) {
+		s, v := setup(t, keyID(5), claim)
+		if _, err := s.TombstoneIntentRetryAt(ctx, keyID(5), v.Version, kms.VersionActive, at.Add(time.Hour)); err == nil {
+			t.Fatal("an abandoned intent was made Active")
+		}
+		if v, _ := s.GetVersion(ctx, keyID(5), v.Version); v.State != kms.VersionCreating {
+			t.Fatalf("version is %s after a refused call", v.State)
+		}
 	})
 }

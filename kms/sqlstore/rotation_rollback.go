@@ -16,24 +16,27 @@ const msPerDay = 24 * 60 * 60 * 1000
 // them would leave no Creating version for the next Reconcile to find, and
 // the cut rotation dropped after all.
 func (s *Store) TombstoneIntent(ctx context.Context, keyID string, version int) (bool, error) {
-	return s.tombstoneIntent(ctx, keyID, version, time.Time{})
+	return s.tombstoneIntent(ctx, keyID, version, kms.VersionDestroyed, time.Time{})
 }
 
 // TombstoneIntentRetryAt implements kms.IntentRollbackStore: TombstoneIntent
 // with the key due again at retryAt instead of at the intent's own time.
-func (s *Store) TombstoneIntentRetryAt(ctx context.Context, keyID string, version int, retryAt time.Time) (bool, error) {
-	return s.tombstoneIntent(ctx, keyID, version, retryAt)
+func (s *Store) TombstoneIntentRetryAt(ctx context.Context, keyID string, version int, to kms.VersionState, retryAt time.Time) (bool, error) {
+	if to != kms.VersionDestroyed && to != kms.VersionDestroying {
+		return false, fmt.Errorf("sqlstore: an abandoned intent goes to %s or %s, not %s", kms.VersionDestroyed, kms.VersionDestroying, to)
+	}
+	return s.tombstoneIntent(ctx, keyID, version, to, retryAt)
 }
 
 // tombstoneIntent puts a recognised claim's schedule back to
 // min(max(retryAt, rotated_at), the date now stored): a zero retryAt is the
 // intent's own time.
-func (s *Store) tombstoneIntent(ctx context.Context, keyID string, version int, retryAt time.Time) (bool, error) {
+func (s *Store) tombstoneIntent(ctx context.Context, keyID string, version int, to kms.VersionState, retryAt time.Time) (bool, error) {
 	rescheduled := false
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE key_versions SET state = ?
 			WHERE key_id = ? AND version = ? AND state = ?`,
-			string(kms.VersionDestroyed), keyID, version, string(kms.VersionCreating))
+			string(to), keyID, version, string(kms.VersionCreating))
 		n, err := affected(res, err)
 		if err != nil {
 			return err
@@ -63,16 +66,17 @@ func (s *Store) tombstoneIntent(ctx context.Context, keyID string, version int, 
 		// after DisableKeyRotation, the date after a fresh enable). An
 		// AUTOMATIC rotation made at the nonce bound claims nothing; if
 		// another live AUTOMATIC version was recorded at the same instant,
-		// it may be the claim, and either way the key was rotated then.
+		// it may be the claim, and either way the key was rotated then (this
+		// version itself is excluded: it may be left Destroying).
 		// A zero retryAt is long before any intent: the intent's own time.
 		due := max(retryAt.UnixMilli(), at)
 		res, err = tx.ExecContext(ctx, `UPDATE key_rotation_schedules SET next_rotation_at = MIN(?, next_rotation_at)
 			WHERE key_id = ? AND enabled = 1 AND next_rotation_at = ? + period_days * ?
 			AND NOT EXISTS (SELECT 1 FROM key_rotations r
 				JOIN key_versions v ON v.key_id = r.key_id AND v.version = r.version
-				WHERE r.key_id = ? AND r.rotation_type = ? AND r.rotated_at = ? AND v.state <> ?)`,
+				WHERE r.key_id = ? AND r.version <> ? AND r.rotation_type = ? AND r.rotated_at = ? AND v.state <> ?)`,
 			due, keyID, at, msPerDay,
-			keyID, string(kms.RotationAutomatic), at, string(kms.VersionDestroyed))
+			keyID, version, string(kms.RotationAutomatic), at, string(kms.VersionDestroyed))
 		n, err = affected(res, err)
 		rescheduled = n == 1
 		return err
