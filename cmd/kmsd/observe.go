@@ -47,7 +47,7 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 		}
 		o.quotas = q
 	}
-	a, err := audit.Open(ctx, cfg.auditDatabase(), audit.Options{Mode: cfg.auditMode(), OnCommit: o.metrics.AuditCommitted})
+	a, err := audit.Open(ctx, cfg.auditDatabase(), audit.Options{Mode: cfg.auditMode(), OnCommit: o.metrics.AuditCommitted, Log: o.log})
 	if err != nil {
 		return nil, err
 	}

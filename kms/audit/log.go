@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,8 @@ type Options struct {
 	// OnCommit, if set, is called after every group commit with the number
 	// of events and the time the transaction took (metrics).
 	OnCommit func(events int, took time.Duration)
+	// Log gets the background checkpointer's problems (nil: slog.Default()).
+	Log *slog.Logger
 }
 
 // Log is the audit trail: an append-only, hash-chained table of events in
@@ -191,6 +194,9 @@ func Open(ctx context.Context, path string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	l := &Log{mode: opts.Mode, path: path, w: w, r: r, opts: opts,
 		queue: make(chan *pending, queueSize), done: make(chan struct{})}
 	if err := l.loadHead(ctx); err != nil {
@@ -490,15 +496,26 @@ func (l *Log) checkpointer() {
 	defer close(l.ckDone)
 	t := time.NewTicker(checkpointInterval)
 	defer t.Stop()
+	var warned time.Time
 	for {
 		select {
 		case <-l.stopCk:
 			return
 		case <-t.C:
 		}
-		l.checkpoint()
+		// A reader's snapshot can hold the checkpoint back for a while
+		// (a long verify or lookup); a checkpoint that keeps failing would
+		// let the WAL grow without bound again, so say so, once a minute.
+		if err := l.checkpoint(); err != nil && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			l.opts.Log.Warn("audit: checkpointing the WAL", "path", l.path, "err", err)
+		}
 	}
 }
+
+// lockedCheckpointFrames bounds what the checkpoint copies with the writer
+// held (4 KiB frames): durable requests wait for that long.
+const lockedCheckpointFrames = 256
 
 // checkpoint copies the WAL into the database file so that the writer's
 // next transaction starts the WAL over from its beginning.
@@ -508,14 +525,36 @@ func (l *Log) checkpointer() {
 // commits every millisecond or two never catches up, so the WAL only grew:
 // by 17 MB/s at 4,400 events/s, without bound. Appending was also the
 // costlier write for durable commits: an fdatasync that extends a file
-// must commit the new size to the ext4 journal as well, 1.5-2x the time
-// of overwriting blocks the file already has (measured on this machine).
-// So most frames are copied while the writer goes on (PASSIVE never blocks
-// it), and the few it committed meanwhile with the writer held between
-// two commits; from then on commits overwrite the WAL's first blocks.
-func (l *Log) checkpoint() {
-	_, _ = l.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+// costs 1.5-2x one that overwrites blocks the file already has (measured
+// on this machine). So frames are copied while the writer goes on
+// (PASSIVE never blocks it), twice, the second pass taking what the
+// writer committed during the first; then the few committed since, with
+// the writer held between two commits. From then on commits overwrite the
+// WAL's first blocks.
+func (l *Log) checkpoint() error {
+	for range 2 {
+		left, err := l.passiveCheckpoint()
+		if err != nil {
+			return err
+		}
+		if left > lockedCheckpointFrames {
+			// Held back (a reader's snapshot): not worth holding the
+			// writer for; the next interval tries again.
+			return fmt.Errorf("%d WAL frames could not be copied yet (a long read holds them back)", left)
+		}
+	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
-	_, _ = l.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	_, err := l.passiveCheckpoint()
+	return err
+}
+
+// passiveCheckpoint runs one PASSIVE checkpoint and returns how many WAL
+// frames it could not copy.
+func (l *Log) passiveCheckpoint() (left int, err error) {
+	var busy, frames, copied int
+	if err := l.ck.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+		return 0, err
+	}
+	return frames - copied, nil
 }

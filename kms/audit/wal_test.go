@@ -3,6 +3,7 @@ package audit
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,5 +69,50 @@ func TestWALStaysBoundedUnderSustainedLoad(t *testing.T) {
 				t.Errorf("WAL is %d bytes for a database of %d bytes: it is not being started over", wal.Size(), db.Size())
 			}
 		})
+	}
+}
+
+// TestCheckpointHeldBackByAReader: while a long read keeps WAL frames from
+// being copied, the checkpoint says so and does not hold the writer for
+// them; once the read ends it catches up and the WAL starts over.
+func TestCheckpointHeldBackByAReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(t.Context(), path, Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	record(t, l, 1, time.Now(), "Before")
+	tx, err := l.r.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil { // pins the snapshot
+		t.Fatal(err)
+	}
+	record(t, l, 2*lockedCheckpointFrames, time.Now(), "During")
+	if err := l.checkpoint(); err == nil || !strings.Contains(err.Error(), "could not be copied yet") {
+		t.Fatalf("checkpoint with a reader holding frames back: %v", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.checkpoint(); err != nil {
+		t.Fatalf("checkpoint after the read ended: %v", err)
+	}
+	before, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Started over: the next commits overwrite the WAL's first blocks
+	// instead of extending the file.
+	record(t, l, 8, time.Now(), "After")
+	after, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() != before.Size() {
+		t.Fatalf("WAL grew from %d to %d bytes after a full checkpoint", before.Size(), after.Size())
 	}
 }
