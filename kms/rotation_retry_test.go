@@ -3,6 +3,7 @@ package kms_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ type flakyGenerate struct {
 	failDestroy bool
 	generates   int
 	onGenerate  func() // called before a failing GenerateAESKey returns
+	err         error  // what a failing GenerateAESKey returns (nil: errGenerate)
 }
 
 func (d *flakyGenerate) GenerateAESKey(ctx context.Context, id []byte, label string) error {
@@ -36,15 +38,18 @@ func (d *flakyGenerate) GenerateAESKey(ctx context.Context, id []byte, label str
 	if d.failures > 0 {
 		d.failures--
 	}
-	hook := d.onGenerate
+	hook, err := d.onGenerate, d.err
 	d.mu.Unlock()
+	if err == nil {
+		err = errGenerate
+	}
 	if !fail {
 		return d.Device.GenerateAESKey(ctx, id, label)
 	}
 	if hook != nil {
 		hook()
 	}
-	return errGenerate
+	return err
 }
 
 func (d *flakyGenerate) Destroy(ctx context.Context, id []byte) error {
@@ -366,6 +371,28 @@ func TestScheduledRotationRetryDestroyFails(t *testing.T) {
 	e.clock.Advance(time.Hour)
 	if n, err := e.svc.RotateDueKeys(e.ctx); n != 1 || err != nil {
 		t.Fatalf("RotateDueKeys after the back-off = %d, %v; want one rotation", n, err)
+	}
+	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionDestroyed, kms.VersionActive)
+}
+
+// TestScheduledRotationCutByShutdown: a rotation whose HSM call ends because
+// kmsd is shutting down (its context cancelled) is no HSM fault: the key is
+// due again at once, as after a crash at that point, not an hour later.
+func TestScheduledRotationCutByShutdown(t *testing.T) {
+	e, flaky := flakyEnv(t, fakeDevice)
+	md, _ := dueKey(t, e)
+	flaky.err = fmt.Errorf("hsm: waiting for a session: %w", context.Canceled)
+	flaky.arm(1)
+	now := e.clock.Now().Truncate(time.Millisecond)
+	n, err := e.svc.RotateDueKeys(e.ctx)
+	if n != 0 || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "due again at once") {
+		t.Fatalf("RotateDueKeys = %d, %v; want the cancellation, due again at once", n, err)
+	}
+	if got := nextRotation(t, e, md.KeyId); !got.Equal(now) {
+		t.Fatalf("next rotation %v, want %v (due at once)", got, now)
+	}
+	if n, err := e.svc.RotateDueKeys(e.ctx); n != 1 || err != nil {
+		t.Fatalf("RotateDueKeys after the restart = %d, %v; want one rotation", n, err)
 	}
 	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionDestroyed, kms.VersionActive)
 }

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -39,6 +40,12 @@ func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) e
 		to, left = VersionDestroying, fmt.Sprintf("; destroying the new version's token object failed too (%v): version %d is left Destroying for the reconciler", err, v.Version)
 	}
 	retry := s.now().UTC().Add(rotationRetryBackoff).Truncate(time.Millisecond)
+	when := "retrying at " + retry.Format(time.RFC3339)
+	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		// Cut by a shutdown, not an HSM fault: due again at once (the
+		// intent's own time), as after a crash at this point.
+		retry, when = time.Time{}, "due again at once"
+	}
 	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, to, retry)
 	switch {
 	case err != nil:
@@ -51,5 +58,5 @@ func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) e
 		// instant: the newer state stands (as for TombstoneIntent).
 		return fmt.Errorf("%w%s; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause, left)
 	}
-	return fmt.Errorf("%w%s; retrying at %s", cause, left, retry.Format(time.RFC3339))
+	return fmt.Errorf("%w%s; %s", cause, left, when)
 }
