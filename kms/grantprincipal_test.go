@@ -56,6 +56,7 @@ var unknownPrincipals = map[string]string{
 	"unknown account root":             "arn:aws:iam::999999999999:root",
 	"unknown bare account":             "999999999999",
 	"session of an unknown account":    "arn:aws:sts::999999999999:assumed-role/deployer/s1",
+	"session of an unknown role":       "arn:aws:sts::" + testAccount + ":assumed-role/deployr/s1",
 	"not an IAM ARN":                   "arn:aws:s3:::bucket",
 	"IAM ARN with a region":            "arn:aws:iam:us-east-1:" + testAccount + ":user/bob",
 	"group":                            "arn:aws:iam::" + testAccount + ":group/admins",
@@ -100,7 +101,7 @@ func TestCreateGrantRefusesUnknownPrincipals(t *testing.T) {
 
 // TestCreateGrantAcceptsKnownPrincipals: users, roles, accounts (root ARN
 // and bare id, the key's own and another) and assumed-role sessions of a
-// known account are valid grantees and retiring principals.
+// role that exists are valid grantees and retiring principals.
 func TestCreateGrantAcceptsKnownPrincipals(t *testing.T) {
 	f := newGrantPrincipalFixture(t)
 	known := []string{

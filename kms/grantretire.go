@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"errors"
-	"regexp"
 	"slices"
 
 	"hsmkms/kms/policy"
@@ -36,19 +35,6 @@ import (
 // principal of that account (principalMatches), as for the grant's other
 // operations: AWS documents an account as a valid grantee but not whether
 // its users and roles need an identity policy to use the grant.
-
-// accountARNPattern is an account principal: its root ARN or its bare id.
-var accountARNPattern = regexp.MustCompile(`^(?:arn:aws:iam::(\d{12}):root|(\d{12}))$`)
-
-// namedAccount returns the account a principal name stands for when it
-// names an account rather than a user or role ("" otherwise).
-func namedAccount(name string) string {
-	m := accountARNPattern.FindStringSubmatch(name)
-	if m == nil {
-		return ""
-	}
-	return m[1] + m[2]
-}
 
 // namesExactly reports whether a principal name is the caller itself or
 // the role behind its session; an account name does not count (see
@@ -88,8 +74,7 @@ func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecor
 		return nil
 	case slices.Contains(g.Operations, "RetireGrant") && principalMatches(g.GranteePrincipal, p):
 		return nil
-	case d.Allowed && (p.AccountID == k.AccountID || p.AccountID == g.IssuingAccount ||
-		(namedAccount(g.RetiringPrincipal) != "" && namedAccount(g.RetiringPrincipal) == p.AccountID)):
+	case d.Allowed && p.AccountID != "" && (p.AccountID == k.AccountID || namedAccount(g.RetiringPrincipal) == p.AccountID):
 		return nil
 	}
 	if d.Allowed {
@@ -100,10 +85,6 @@ func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecor
 	return s.denied(ctx, req, d)
 }
 
-// principalAccountPattern finds the account of a principal name: an IAM or
-// STS ARN, or a bare account id.
-var principalAccountPattern = regexp.MustCompile(`^(?:arn:aws:(?:iam|sts)::(\d{12}):.+|(\d{12}))$`)
-
 // authorizeListRetirable decides ListRetirableGrants as AWS documents it:
 // "You must specify a principal in your AWS account" and "The authorized
 // resource in ListRetirableGrants calls is the retiring principal
@@ -113,12 +94,12 @@ var principalAccountPattern = regexp.MustCompile(`^(?:arn:aws:(?:iam|sts)::(\d{1
 // another account's retirable grants would show who holds grants on keys
 // the caller may know nothing of.
 func (s *Service) authorizeListRetirable(ctx context.Context, p Principal, retiring string) error {
-	m := principalAccountPattern.FindStringSubmatch(retiring)
+	named, ok := parsePrincipalName(retiring)
 	resource := retiring
-	if m != nil && m[2] != "" {
-		resource = "arn:aws:iam::" + m[2] + ":root"
+	if ok && named.kind == "root" {
+		resource = "arn:aws:iam::" + named.account + ":root"
 	}
-	if m == nil || m[1]+m[2] != p.AccountID {
+	if !ok || named.account != p.AccountID {
 		req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:ListRetirableGrants", Resource: resource}
 		return s.denied(ctx, req, policy.Decision{Reason: policy.DeniedNoIdentityPolicy})
 	}

@@ -356,7 +356,13 @@ func (s *Service) ListRetirableGrants(ctx context.Context, in *ListRetirableGran
 	if err := s.authorizeListRetirable(ctx, p, retiring); err != nil {
 		return nil, err
 	}
-	gs, err := s.store.ListRetirableGrants(ctx, retiring, after, limit+1)
+	names := []string{retiring}
+	if account := namedAccount(retiring); account != "" {
+		// The account's root ARN and its bare id are one principal; a
+		// grant may spell it either way (as RetireGrant reads both).
+		names = []string{"arn:aws:iam::" + account + ":root", account}
+	}
+	gs, err := s.store.ListRetirableGrants(ctx, names, after, limit+1)
 	if err != nil {
 		return nil, Internal(err)
 	}

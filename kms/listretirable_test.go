@@ -67,4 +67,18 @@ func TestListRetirableGrantsAuthorization(t *testing.T) {
 	if out, err := list(rootOf(t, otherAccount), otherAccount); err != nil || len(out.Grants) != 0 {
 		t.Fatalf("root listing its bare account id: %v %+v", err, out)
 	}
+	// The root ARN and the bare id are one principal: a grant naming the
+	// account either way is listed under both spellings.
+	for _, retiring := range []string{"arn:aws:iam::" + otherAccount + ":root", otherAccount} {
+		if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId),
+			GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"), RetiringPrincipal: ptr(retiring),
+			Operations: []string{"Decrypt"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, spelling := range []string{"arn:aws:iam::" + otherAccount + ":root", otherAccount} {
+		if out, err := list(rootOf(t, otherAccount), spelling); err != nil || len(out.Grants) != 2 {
+			t.Fatalf("listing by %s: %v %+v, want both grants", spelling, err, out)
+		}
+	}
 }

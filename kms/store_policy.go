@@ -38,7 +38,9 @@ type PolicyStore interface {
 	ListGrants(ctx context.Context, keyID, after string, limit int) ([]GrantRecord, error)
 	// ListRetirableGrants returns up to limit grants, of any key, whose
 	// retiring principal is the given one, ordered by grant id > after.
-	ListRetirableGrants(ctx context.Context, retiringPrincipal, after string, limit int) ([]GrantRecord, error)
+	// Any of the given spellings of the principal matches (an account's
+	// root ARN and its bare id name the same principal).
+	ListRetirableGrants(ctx context.Context, retiringPrincipals []string, after string, limit int) ([]GrantRecord, error)
 	// DeleteGrant removes a grant; ErrStoreNotFound if it does not exist.
 	DeleteGrant(ctx context.Context, keyID, grantID string) error
 }

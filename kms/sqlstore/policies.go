@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"hsmkms/kms"
@@ -127,10 +128,20 @@ func (s *Store) ListGrants(ctx context.Context, keyID, after string, limit int) 
 	return gs, wrap("list grants of key "+keyID, err)
 }
 
-// ListRetirableGrants returns grants whose retiring principal is the given one.
-func (s *Store) ListRetirableGrants(ctx context.Context, retiringPrincipal, after string, limit int) ([]kms.GrantRecord, error) {
+// ListRetirableGrants returns grants whose retiring principal is one of
+// the given names.
+func (s *Store) ListRetirableGrants(ctx context.Context, retiringPrincipals []string, after string, limit int) ([]kms.GrantRecord, error) {
+	if len(retiringPrincipals) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(retiringPrincipals)+2)
+	for _, p := range retiringPrincipals {
+		args = append(args, p)
+	}
+	args = append(args, after, sqlLimit(limit))
 	gs, err := scanGrants(s.reads.QueryContext(ctx, `SELECT `+grantColumns+` FROM grants
-		WHERE retiring_principal = ? AND grant_id > ? ORDER BY grant_id LIMIT ?`, retiringPrincipal, after, sqlLimit(limit)))
+		WHERE retiring_principal IN (?`+strings.Repeat(", ?", len(retiringPrincipals)-1)+`) AND grant_id > ?
+		ORDER BY grant_id LIMIT ?`, args...))
 	return gs, wrap("list retirable grants", err)
 }
 

@@ -67,7 +67,7 @@ func TestGrants(t *testing.T) {
 	if len(rest) != 1 {
 		t.Fatalf("rest %+v", rest)
 	}
-	retirable, err := s.ListRetirableGrants(ctx, "arn:aws:iam::"+acct1+":user/r", "", 0)
+	retirable, err := s.ListRetirableGrants(ctx, []string{"arn:aws:iam::" + acct1 + ":user/r"}, "", 0)
 	wantErr(t, "retirable", err, nil)
 	if len(retirable) != 3 {
 		t.Fatalf("retirable %d, want 3", len(retirable))
