@@ -115,7 +115,9 @@ func TestRetiringPrincipalAccountDelegates(t *testing.T) {
 
 // TestRetiringPrincipalOwnAccountDelegates: the key's own account as the
 // retiring principal, likewise, is its root and the users it delegates
-// kms:RetireGrant to.
+// kms:RetireGrant to, not every principal of the account (which it was).
+// The delegate would also be allowed as a user of the key's account; the
+// refused plain user is what this test guards.
 func TestRetiringPrincipalOwnAccountDelegates(t *testing.T) {
 	f := newRetireFixture(t)
 	plain := f.e.identity(t, testAccount, "plain")
