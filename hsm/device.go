@@ -48,6 +48,7 @@ var (
 type Device interface {
 	AsymmetricDevice
 	ImportDevice
+	PresenceDevice
 
 	// GenerateAESKey creates a 256-bit AES key as a token object with the
 	// given backing id (BackingIDSize bytes) and a human-readable label.

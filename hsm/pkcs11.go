@@ -164,8 +164,9 @@ func (d *PKCS11) enter() error {
 }
 
 // FindObjectsCalls is the number of C_FindObjectsInit calls this device has
-// made: one scan at Open, then only index misses, Destroy, ObjectIDs and
-// recoveries. Tests use it to prove that requests do not search the token.
+// made: one scan at Open, then only index misses, Destroy, ObjectIDs,
+// HasObject and recoveries. Tests use it to prove that requests do not
+// search the token.
 func (d *PKCS11) FindObjectsCalls() uint64 { return d.findCalls.Load() }
 
 // Health reports whether the anchor session is still logged in. If it is
