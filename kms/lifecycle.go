@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"math/big"
 	"time"
-
-	"hsmkms/hsm"
 )
 
 // Settings kept in the store.
@@ -121,7 +119,9 @@ type ReconcileReport struct {
 }
 
 // Reconcile settles what a crash left between the HSM and the database,
-// which share no transaction. Run it at start-up, before serving.
+// which share no transaction. Run it at start-up, before serving. A running
+// kmsd repeats its steps for versions in Creating and Destroying on every
+// scheduler pass (SettleUnfinished, settle.go), without the token scan.
 //
 //   - A version in Creating whose token object exists is committed (the key
 //     becomes Enabled if it was being created); one without an object is
@@ -155,40 +155,12 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	inTokenNow := func(v KeyVersion) (bool, error) { return inToken[hex.EncodeToString(v.BackingID)], nil }
 	for _, v := range creating {
-		if s.youngIntent(v.CreatedAt) { // may be in flight in another kmsd (reconcile_cas.go)
-			continue
-		}
-		key, err := s.store.GetKey(ctx, v.KeyID)
-		if err != nil {
-			return rep, fmt.Errorf("key %s: %w", v.KeyID, err)
-		}
-		if inToken[hex.EncodeToString(v.BackingID)] {
-			if err := s.completeCreate(ctx, key, v); err != nil {
-				return rep, err
-			}
-			rep.CompletedCreates++
-			continue
-		}
-		// An automatic rotation's claim moved the key's next-rotation date a
-		// period ahead; the same transaction puts it back (store_rollback.go).
-		rescheduled, err := s.store.TombstoneIntent(ctx, v.KeyID, v.Version)
-		if err != nil {
-			if ignoreSettled(err) == nil {
-				continue // its creator committed it meanwhile
-			}
+		// The steps the settlement pass of a running kmsd takes too (settle.go).
+		if err := s.settleIntent(ctx, v, inTokenNow, &rep); err != nil {
 			return rep, err
 		}
-		if rescheduled {
-			rep.RescheduledRotations++
-			s.log.InfoContext(ctx, "automatic rotation cut before its token object existed; the key is due again", "key_id", v.KeyID, "version", v.Version)
-		}
-		if key.State == StateCreating {
-			if _, err := s.store.UpdateKey(ctx, key.ID, tombstoneCreating); ignoreSettled(err) != nil {
-				return rep, err
-			}
-		}
-		rep.AbandonedCreates++
 	}
 
 	// A key whose first version was activated but whose state was not yet
@@ -198,17 +170,8 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, err
 	}
 	for _, k := range stuck {
-		if s.youngIntent(k.CreatedAt) {
-			continue
-		}
-		r, err := s.store.UpdateKey(ctx, k.ID, settleStuck)
-		if err := ignoreSettled(err); err != nil {
+		if err := s.settleStuckKey(ctx, k, &rep); err != nil {
 			return rep, err
-		}
-		if err == nil && r.State == StateEnabled {
-			rep.CompletedCreates++
-		} else if err == nil {
-			rep.AbandonedCreates++
 		}
 	}
 
@@ -237,11 +200,14 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	destroyedNow := map[string]bool{}
 	for _, v := range destroying {
-		if err := s.destroyVersion(ctx, v); err != nil {
+		done, err := s.tombstoneDestroying(ctx, v)
+		if err != nil {
 			return rep, err
 		}
 		destroyedNow[versionKey(v.KeyID, v.Version)] = true
-		rep.CompletedDestroys++
+		if done {
+			rep.CompletedDestroys++
+		}
 	}
 
 	for idHex, v := range referenced {
@@ -263,31 +229,31 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return rep, nil
 }
 
-// completeCreate commits a version whose token object exists.
-func (s *Service) completeCreate(ctx context.Context, key KeyRecord, v KeyVersion) error {
+// completeCreate commits a version whose token object exists; done reports
+// whether this call committed it (false: another process did first).
+func (s *Service) completeCreate(ctx context.Context, key KeyRecord, v KeyVersion) (done bool, err error) {
 	if v.Version > key.CurrentVersion {
-		err := s.store.ActivateVersion(ctx, key.ID, v.Version, key.CurrentVersion)
-		if err != nil && !errors.Is(err, ErrStoreConflict) {
-			return err
-		}
-	} else if err := s.store.SetVersionStateIf(ctx, key.ID, v.Version, VersionCreating, VersionActive); ignoreSettled(err) != nil {
-		return err
+		err = s.store.ActivateVersion(ctx, key.ID, v.Version, key.CurrentVersion)
+	} else {
+		err = s.store.SetVersionStateIf(ctx, key.ID, v.Version, VersionCreating, VersionActive)
 	}
+	if err := ignoreSettled(err); err != nil {
+		return false, err
+	}
+	done = err == nil
 	if key.State == StateCreating {
 		_, err := s.store.UpdateKey(ctx, key.ID, enableCreating)
-		return ignoreSettled(err)
+		return done, ignoreSettled(err)
 	}
-	return nil
+	return done, nil
 }
 
-// destroyVersion destroys a version's token object (if it is still there)
-// and tombstones the version.
+// destroyVersion destroys a version in Destroying: its token object (if it
+// is still there), then the version is tombstoned (tombstoneDestroying,
+// settle.go).
 func (s *Service) destroyVersion(ctx context.Context, v KeyVersion) error {
-	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
-		return fmt.Errorf("destroy token object of %s: %w", versionKey(v.KeyID, v.Version), err)
-	}
-	s.versions.Delete(versionKey(v.KeyID, v.Version))
-	return s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed)
+	_, err := s.tombstoneDestroying(ctx, v)
+	return err
 }
 
 // RunDeletionWorker destroys keys whose deletion window has ended, checking

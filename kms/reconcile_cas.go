@@ -6,13 +6,13 @@ import (
 )
 
 // CreateIntentGrace is how old a Creating intent (a key or version whose
-// token object may still be in the making) must be before Reconcile settles
-// it. Reconcile may run in a second kmsd starting on the same database and
-// token while the first one serves: an intent younger than this may belong
-// to a creation in flight there (GenerateAESKey of RSA-4096 pairs can take
-// seconds; nothing takes minutes), and settling it would tombstone a key
-// that is being returned to a client, or destroy a version that is about to
-// encrypt.
+// token object may still be in the making) must be before Reconcile or the
+// settlement pass (settle.go) settles it. Either may run in one kmsd while
+// another serves on the same database and token: an intent younger than
+// this may belong to a creation in flight there (GenerateAESKey of RSA-4096
+// pairs can take seconds; nothing takes minutes), and settling it would
+// tombstone a key that is being returned to a client, or destroy a version
+// that is about to encrypt.
 const CreateIntentGrace = 2 * time.Minute
 
 // errSettled makes a conditional UpdateKey a no-op: the record changed since

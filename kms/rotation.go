@@ -18,10 +18,11 @@ package kms
 //     current version.
 //
 // A crash after 1 leaves a Creating version: Reconcile commits it if its
-// object exists, else tombstones it; either way the key has the old or the
-// new current version and every earlier ciphertext decrypts. Tombstoning a
-// scheduler's claim also makes the key due again, so the cut rotation
-// happens at start-up instead of a period later. A scheduled rotation whose
+// object exists, else tombstones it (at start-up, or on a scheduler pass of
+// a running kmsd once it is CreateIntentGrace old: settle.go); either way
+// the key has the old or the new current version and every earlier
+// ciphertext decrypts. Tombstoning a scheduler's claim also makes the key
+// due again, so the cut rotation happens then instead of a period later. A scheduled rotation whose
 // token object could not be made (an HSM error, no crash) is tombstoned the
 // same way at once and due again after a back-off (rotationretry.go).
 
@@ -328,11 +329,17 @@ func (s *Service) ListKeyRotations(ctx context.Context, in *ListKeyRotationsInpu
 // every interval until ctx is done. It runs once at once, so a rotation that
 // fell due while kmsd was down happens at start-up. Several processes may
 // run it on one database: the claim in RecordRotationIntent lets exactly
-// one of them rotate a key for one due date.
+// one of them rotate a key for one due date. Each pass first settles
+// creations and destroys left unfinished (SettleUnfinished, settle.go), so
+// that a cut scheduled rotation made due again there is rotated in the
+// same pass.
 func (s *Service) RunRotationScheduler(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if _, err := s.SettleUnfinished(ctx); err != nil {
+			s.log.ErrorContext(ctx, "settling unfinished key creations and destroys", "err", err)
+		}
 		if n, err := s.RotateDueKeys(ctx); err != nil {
 			s.log.ErrorContext(ctx, "rotating keys whose rotation is due", "err", err, "rotated", n)
 		}

@@ -31,8 +31,8 @@ const rotationRetryBackoff = time.Hour
 // claim set) (TombstoneIntentRetryAt). The schedule is given back even
 // when the destroy failed: in an HSM outage, the case the retry is for,
 // the destroy fails too. If that transaction fails the version stays
-// Creating, and the start-up Reconcile settles it and makes the key due
-// at once (TombstoneIntent).
+// Creating, and the settlement pass (settle.go) settles it once it is
+// CreateIntentGrace old and makes the key due at once (TombstoneIntent).
 func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) error {
 	ctx = context.WithoutCancel(ctx)
 	to, left := VersionDestroyed, ""
@@ -51,8 +51,8 @@ func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) e
 	case err != nil:
 		// Not %w: an ErrStoreConflict here would read as another
 		// scheduler's claim to rotateDue and hide the failure.
-		return fmt.Errorf("%w%s; settling version %d failed (%v): the start-up reconciler settles it and makes the key due again",
-			cause, left, v.Version, err)
+		return fmt.Errorf("%w%s; settling version %d failed (%v): the settlement pass settles it once it is %v old and makes the key due again",
+			cause, left, v.Version, err, CreateIntentGrace)
 	case !rescheduled:
 		// Disabled or enabled afresh meanwhile, or the key rotated at that
 		// instant: the newer state stands (as for TombstoneIntent).
