@@ -40,7 +40,9 @@ type Config struct {
 	DeletionCheckInterval Duration `yaml:"deletion_check_interval"`
 	// RotationCheckInterval is how often automatic key rotations that are
 	// due, imported key material past its ValidTo and expired import
-	// parameters are acted on (also once at start-up).
+	// parameters are acted on (also once at start-up), and key creations
+	// and destroys a crash or HSM fault left unfinished are settled
+	// (kms.SettleUnfinished, in the same pass, before the rotations).
 	RotationCheckInterval Duration `yaml:"rotation_check_interval"`
 
 	HSM      HSMConfig      `yaml:"hsm"`
