@@ -12,17 +12,12 @@ import (
 // module made it, then the session failed), so the version is destroyed in
 // the token like abandonCreate does, not only marked Destroyed: a leftover
 // object with that id would be an orphan, and a duplicate if the id were
-// ever reused. If the destroy fails too, the version stays Destroying and
-// Reconcile finishes it.
+// ever reused. discardIntent (discard.go) claims the version first, so a
+// settler that found that object and committed the version keeps it; if
+// the destroy fails the version stays Destroying and the settlement pass
+// finishes it.
 func (s *Service) abandonVersion(ctx context.Context, v KeyVersion) {
-	ctx = context.WithoutCancel(ctx)
-	if s.destroyLeftover(ctx, v) != nil {
-		_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying)
-		return
-	}
-	if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
-		s.log.WarnContext(ctx, "abandoned version: marking destroyed failed", "key_id", v.KeyID, "version", v.Version, "err", err)
-	}
+	s.discardIntent(ctx, v)
 }
 
 // destroyLeftover is abandonVersion's first step, shared with

@@ -73,6 +73,11 @@ func (s *Service) seal(ctx context.Context, r resolved, plaintext []byte, encryp
 		return nil, KeyVersion{}, Internal(err)
 	}
 	sealed, err := s.device.EncryptGCM(ctx, v.BackingID, iv, plaintext, ciphertext.AAD(header, encryptionContext))
+	if fresh, ok := s.refreshVersion(ctx, v, err); ok { // discard.go: re-imported elsewhere
+		// The failed call encrypted nothing, so the IV is still unused.
+		v = fresh
+		sealed, err = s.device.EncryptGCM(ctx, v.BackingID, iv, plaintext, ciphertext.AAD(header, encryptionContext))
+	}
 	if err != nil {
 		return nil, KeyVersion{}, deviceError(err)
 	}
@@ -156,6 +161,10 @@ func (s *Service) openParsed(ctx context.Context, r resolved, parsed ciphertext.
 		return opened{}, errInvalidCiphertext(err)
 	}
 	plaintext, err := s.device.DecryptGCM(ctx, v.BackingID, parsed.IV, parsed.Sealed, ciphertext.AAD(header, encryptionContext))
+	if fresh, ok := s.refreshVersion(ctx, v, err); ok { // discard.go: re-imported elsewhere
+		v = fresh
+		plaintext, err = s.device.DecryptGCM(ctx, v.BackingID, parsed.IV, parsed.Sealed, ciphertext.AAD(header, encryptionContext))
+	}
 	if errors.Is(err, hsm.ErrAuthFailed) {
 		return opened{}, errInvalidCiphertext(err)
 	}
@@ -251,7 +260,7 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 		KeyId:               o.key.arn,
 		Plaintext:           o.plaintext,
 		EncryptionAlgorithm: algSymmetric,
-		KeyMaterialId:       keyMaterialID(o.version.BackingID),
+		KeyMaterialId:       materialID(o.key.key, o.version),
 	}, nil
 }
 
@@ -321,8 +330,8 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 		KeyId:                          dst.arn,
 		SourceEncryptionAlgorithm:      algSymmetric,
 		DestinationEncryptionAlgorithm: algSymmetric,
-		SourceKeyMaterialId:            keyMaterialID(src.version.BackingID),
-		DestinationKeyMaterialId:       keyMaterialID(v.BackingID),
+		SourceKeyMaterialId:            materialID(src.key.key, src.version),
+		DestinationKeyMaterialId:       materialID(dst.key, v),
 	}, nil
 }
 
@@ -416,7 +425,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, in *GenerateDataKeyInput)
 	if err != nil {
 		return nil, err
 	}
-	return &GenerateDataKeyOutput{CiphertextBlob: blob, Plaintext: plaintext, KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+	return &GenerateDataKeyOutput{CiphertextBlob: blob, Plaintext: plaintext, KeyId: r.arn, KeyMaterialId: materialID(r.key, v)}, nil
 }
 
 // GenerateDataKeyWithoutPlaintext returns a new data key, encrypted only.
@@ -426,7 +435,7 @@ func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, in *Gener
 		return nil, err
 	}
 	clear(plaintext)
-	return &GenerateDataKeyWithoutPlaintextOutput{CiphertextBlob: blob, KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+	return &GenerateDataKeyWithoutPlaintextOutput{CiphertextBlob: blob, KeyId: r.arn, KeyMaterialId: materialID(r.key, v)}, nil
 }
 
 // GenerateRandom returns 1..1024 random bytes from the HSM.

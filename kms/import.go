@@ -6,12 +6,21 @@ package kms
 // returns its public key and an import token. ImportKeyMaterial hands the
 // customer's wrapped key to C_UnwrapKey, which creates the AES-256 key as a
 // non-extractable token object: the plaintext key material never exists in
-// this process. An imported key has one version (1); its backing id and
-// invocation counter survive DeleteImportedKeyMaterial, so re-importing the
-// same material brings back the same version and every ciphertext made
-// before decrypts again. "The same material" is checked without exporting
-// it: the token computes a check value (AES-CMAC of a fixed message, see
-// hsm.CheckValueMessage for why CMAC) that is stored at the first import.
+// this process. An imported key has one version (1); its invocation counter
+// and KeyMaterialId (materialID, discard.go) survive
+// DeleteImportedKeyMaterial, so re-importing the same material brings back
+// the same version and every ciphertext made before decrypts again. "The
+// same material" is checked without exporting it: the token computes a
+// check value (AES-CMAC of a fixed message, see hsm.CheckValueMessage for
+// why CMAC) that is stored at the first import.
+//
+// Each import attempt makes its token object under a backing id (CKA_ID) of
+// its own, recorded with the attempt's time (ImportStore.BeginImport). The
+// old material's object is destroyed by id, possibly by another kmsd or a
+// settlement pass that saw that destroy unfinished and acts late; under a
+// reused id that late destroy would take the new material. Attempts are
+// settled like other intents (settleImportIntent), past CreateIntentGrace
+// and by compare-and-set on state and backing id.
 //
 // The import token is 1 format byte, the wrapping key's 16-byte backing id
 // and a 32-byte random secret. The database keeps only SHA-256 of the
@@ -325,7 +334,7 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 	if err != nil {
 		return nil, Internal(err)
 	}
-	v, err := s.store.BeginImport(ctx, r.key.ID, backing, model, validTo)
+	v, err := s.store.BeginImport(ctx, r.key.ID, backing, s.now().UTC(), model, validTo)
 	switch {
 	case errors.Is(err, ErrStoreAlreadyExists):
 		// Material is present: the same material may be imported again (to
@@ -345,21 +354,16 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 			return nil, Internal(err)
 		}
 		s.destroyWrappingKey(ctx, w)
-		return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(cur.BackingID)}, nil
+		return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: materialID(r.key, cur)}, nil
 	case errors.Is(err, ErrStoreConflict):
 		return nil, Errorf(CodeInvalidState, "%s has an import or a deletion of key material in progress.", r.arn)
 	case err != nil:
 		return nil, Internal(err)
 	}
-	abandon := func() {
-		ctx := context.WithoutCancel(ctx)
-		if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
-			s.log.WarnContext(ctx, "import: destroying refused material failed; the reconciler will retry", "key_id", r.key.ID, "err", err)
-			_ = s.store.SetVersionState(ctx, r.key.ID, 1, VersionDestroying)
-			return
-		}
-		_ = s.store.SetVersionState(ctx, r.key.ID, 1, VersionDestroyed)
-	}
+	// The attempt's own object (its backing id is new) is destroyed, unless
+	// a settler committed the attempt meanwhile (discard.go); a retry then
+	// finds the material present.
+	abandon := func() { s.discardIntent(ctx, v) }
 	kcv, err := s.device.UnwrapAESKey(ctx, w.BackingID, alg, in.EncryptedKeyMaterial, v.BackingID, versionLabel(r.key.ID, 1))
 	if err != nil {
 		abandon()
@@ -369,17 +373,25 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 		abandon()
 		return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
 	}
-	if err := s.store.CompleteImport(ctx, r.key.ID, kcv); err != nil {
-		if errors.Is(err, ErrStoreConflict) {
-			abandon()
-			return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
+	if err := s.store.CompleteImport(ctx, r.key.ID, v.BackingID, kcv); err != nil {
+		if !errors.Is(err, ErrStoreConflict) {
+			// The attempt stays Creating: the settlement pass commits it
+			// once CreateIntentGrace old, its object having the check value.
+			return nil, Internal(err)
 		}
-		return nil, Internal(err)
+		// Other material recorded meanwhile, or the attempt settled by
+		// another process (it may have committed it: then it is done).
+		if !s.discardIntent(ctx, v) {
+			if now, err := s.store.GetImport(ctx, r.key.ID); err == nil && now.CheckValue != nil && !bytes.Equal(now.CheckValue, kcv) {
+				return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
+			}
+			return nil, Errorf(CodeInvalidState, "%s has an import or a deletion of key material in progress.", r.arn)
+		}
 	}
 	s.versions.Delete(versionKey(r.key.ID, 1))
 	s.destroyWrappingKey(ctx, w)
 	s.log.InfoContext(ctx, "key material imported", "key_id", r.key.ID, "algorithm", w.Algorithm, "expiration_model", model)
-	return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+	return &ImportKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: materialID(r.key, v)}, nil
 }
 
 func checkMaterialID(id *string) error {
@@ -439,7 +451,7 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, in *DeleteImpor
 	defer unlock()
 	if in.KeyMaterialId != nil {
 		cur, err := s.store.GetVersion(ctx, r.key.ID, 1)
-		if err == nil && keyMaterialID(cur.BackingID) != *in.KeyMaterialId {
+		if err == nil && materialID(r.key, cur) != *in.KeyMaterialId {
 			return nil, Errorf(CodeNotFound, "Key material %s does not exist for %s.", *in.KeyMaterialId, r.arn)
 		}
 	}
@@ -450,7 +462,7 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, in *DeleteImpor
 	if err != nil {
 		return nil, deviceError(err)
 	}
-	return &DeleteImportedKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: keyMaterialID(v.BackingID)}, nil
+	return &DeleteImportedKeyMaterialOutput{KeyId: r.arn, KeyMaterialId: materialID(r.key, v)}, nil
 }
 
 // deleteMaterial marks version 1 Destroying and the key PendingImport in
@@ -497,12 +509,13 @@ func (s *Service) ExpireImports(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reconcileImports settles what a crash left of imports, before the generic
-// passes of Reconcile: wrapping keys being made or destroyed, and imported
-// versions in Creating (committed only if the token object exists and its
-// check value matches). It returns the hex backing ids of live wrapping
-// keys, which are not orphans.
-func (s *Service) reconcileImports(ctx context.Context, inToken map[string]bool, rep *ReconcileReport) (map[string]bool, error) {
+// reconcileImports settles what a crash left of wrapping keys, before the
+// generic passes of Reconcile: those being made past CreateIntentGrace
+// (younger ones may be in flight in another kmsd, and are not orphans),
+// being destroyed, or expired. It returns the hex backing ids of live
+// wrapping keys, which are not orphans. Imported versions in Creating are
+// settled with the other intents (settleIntent, settleImportIntent).
+func (s *Service) reconcileImports(ctx context.Context, rep *ReconcileReport) (map[string]bool, error) {
 	live := map[string]bool{}
 	wks, err := s.store.LiveWrappingKeys(ctx)
 	if err != nil {
@@ -511,7 +524,7 @@ func (s *Service) reconcileImports(ctx context.Context, inToken map[string]bool,
 	now := s.now()
 	for _, w := range wks {
 		idHex := fmt.Sprintf("%x", w.BackingID)
-		if w.State == WrappingActive && w.ExpiresAt.After(now) {
+		if (w.State == WrappingActive && w.ExpiresAt.After(now)) || (w.State == WrappingCreating && s.youngIntent(w.CreatedAt)) {
 			live[idHex] = true
 			continue
 		}
@@ -525,44 +538,57 @@ func (s *Service) reconcileImports(ctx context.Context, inToken map[string]bool,
 		}
 		rep.CompletedDestroys++
 	}
-	creating, err := s.store.VersionsByState(ctx, VersionCreating)
+	return live, nil
+}
+
+// settleImportIntent settles an import attempt left in Creating, for
+// settleIntent (Reconcile and the settlement pass, past CreateIntentGrace):
+// committed if its token object exists and has the key's check value, or
+// the key has none yet (a first import); otherwise discarded, its object
+// destroyed if it has one (other material: it can never be committed).
+// Every transition is conditional on the attempt's backing id, so an
+// attempt settled meanwhile, or a newer one, is left alone; and that id is
+// the attempt's own, so destroying it cannot touch other material.
+func (s *Service) settleImportIntent(ctx context.Context, v KeyVersion, present func(KeyVersion) (bool, error), rep *ReconcileReport) error {
+	name := versionKey(v.KeyID, v.Version)
+	ok, err := present(v)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("look for the token object of %s: %w", name, err)
 	}
-	for _, v := range creating {
-		key, err := s.store.GetKey(ctx, v.KeyID)
-		if err != nil {
-			return nil, err
+	if ok {
+		kcv, err := s.device.KeyCheckValue(ctx, v.BackingID)
+		switch {
+		case errors.Is(err, hsm.ErrKeyNotFound):
+			ok = false // gone since the token was listed
+		case err != nil:
+			return fmt.Errorf("check value of %s: %w", name, err)
 		}
-		if key.Origin != originExternal {
-			continue
-		}
-		complete := false
-		if inToken[fmt.Sprintf("%x", v.BackingID)] {
-			kcv, err := s.device.KeyCheckValue(ctx, v.BackingID)
-			if err != nil {
-				return nil, fmt.Errorf("check value of %s: %w", versionKey(v.KeyID, v.Version), err)
-			}
+		if ok {
 			rec, err := s.store.GetImport(ctx, v.KeyID)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			complete = rec.CheckValue == nil || bytes.Equal(rec.CheckValue, kcv)
-			if complete {
-				if err := s.store.CompleteImport(ctx, v.KeyID, kcv); err != nil {
-					return nil, err
+			if rec.CheckValue == nil || bytes.Equal(rec.CheckValue, kcv) {
+				err := s.store.CompleteImport(ctx, v.KeyID, v.BackingID, kcv)
+				if err == nil {
+					s.versions.Delete(name)
+					rep.CompletedCreates++
+					return nil
 				}
-				rep.CompletedCreates++
-				continue
-			}
-			if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
-				return nil, err
+				if !errors.Is(err, ErrStoreConflict) {
+					return err
+				}
+				// Settled meanwhile, or other material recorded: below,
+				// the compare-and-set tells which.
 			}
 		}
-		if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed); err != nil {
-			return nil, err
-		}
-		rep.AbandonedCreates++
 	}
-	return live, nil
+	if err := s.store.SetVersionStateIfID(ctx, v.KeyID, v.Version, v.BackingID, VersionCreating, VersionDestroying); err != nil {
+		return ignoreSettled(err)
+	}
+	if _, err := s.tombstoneDestroying(ctx, v); err != nil {
+		return err // left Destroying: the next pass destroys it
+	}
+	rep.AbandonedCreates++
+	return nil
 }

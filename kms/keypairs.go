@@ -177,7 +177,7 @@ func (s *Service) GenerateDataKeyPair(ctx context.Context, in *GenerateDataKeyPa
 		PublicKey:                public,
 		KeyId:                    r.arn,
 		KeyPairSpec:              spec,
-		KeyMaterialId:            keyMaterialID(v.BackingID),
+		KeyMaterialId:            materialID(r.key, v),
 	}, nil
 }
 
@@ -194,6 +194,6 @@ func (s *Service) GenerateDataKeyPairWithoutPlaintext(ctx context.Context, in *G
 		PublicKey:                public,
 		KeyId:                    r.arn,
 		KeyPairSpec:              spec,
-		KeyMaterialId:            keyMaterialID(v.BackingID),
+		KeyMaterialId:            materialID(r.key, v),
 	}, nil
 }

@@ -155,7 +155,12 @@ func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagR
 		return KeyRecord{}, deviceError(err)
 	}
 	if err := s.store.ActivateVersion(ctx, key.ID, 1, 0); err != nil {
-		return KeyRecord{}, Internal(fmt.Errorf("activate first version: %w", err))
+		// The token object exists: discard it as a losing rotation's
+		// (discardIntent), unless the activation did happen (an error
+		// after the commit, or a settler's commit): then go on.
+		if !s.abandonCreate(ctx, key.ID, version) {
+			return KeyRecord{}, Internal(fmt.Errorf("activate first version: %w", err))
+		}
 	}
 	key, err = s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error {
 		k.State = StateEnabled
@@ -167,21 +172,22 @@ func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagR
 	return key, nil
 }
 
-// abandonCreate tombstones a key whose creation failed before its token
-// object was committed. If this fails too, Reconcile settles it at start-up.
-func (s *Service) abandonCreate(ctx context.Context, keyID string, v KeyVersion) {
+// abandonCreate settles a key whose creation failed before its first
+// version was committed: the version is discarded (discardIntent: its
+// token object destroyed, compare-and-set against a concurrent settler),
+// then the key is tombstoned if it is still Creating with no current
+// version. committed reports that the version had been committed after all
+// (nothing is destroyed or tombstoned then). What fails here is settled by
+// the settlement pass, as after a crash.
+func (s *Service) abandonCreate(ctx context.Context, keyID string, v KeyVersion) (committed bool) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
-		s.log.WarnContext(ctx, "abandoned key: destroying token object failed; the reconciler will retry", "key_id", keyID, "err", err)
-		_ = s.store.SetVersionState(ctx, keyID, v.Version, VersionDestroying)
-		return
+	if s.discardIntent(ctx, v) { // discard.go
+		return true
 	}
-	if err := s.store.SetVersionState(ctx, keyID, v.Version, VersionDestroyed); err != nil {
-		s.log.WarnContext(ctx, "abandoned key: marking version destroyed failed", "key_id", keyID, "err", err)
-	}
-	if _, err := s.store.UpdateKey(ctx, keyID, func(k *KeyRecord) error { k.State = StateDeleted; return nil }); err != nil {
+	if _, err := s.store.UpdateKey(ctx, keyID, tombstoneCreating); ignoreSettled(err) != nil {
 		s.log.WarnContext(ctx, "abandoned key: tombstoning failed", "key_id", keyID, "err", err)
 	}
+	return false
 }
 
 func newBackingID() ([]byte, error) {
@@ -239,7 +245,7 @@ func (s *Service) metadata(ctx context.Context, k KeyRecord) (*KeyMetadata, erro
 		v, err := s.activeVersion(ctx, k.ID, k.CurrentVersion)
 		switch {
 		case err == nil:
-			md.CurrentKeyMaterialId = keyMaterialID(v.BackingID)
+			md.CurrentKeyMaterialId = materialID(k, v) // discard.go
 		case !errors.Is(err, errVersionNotActive) && !errors.Is(err, ErrStoreNotFound):
 			return nil, Internal(err)
 		}

@@ -124,8 +124,10 @@ type ReconcileReport struct {
 // scheduler pass (SettleUnfinished, settle.go), without the token scan.
 //
 //   - A version in Creating whose token object exists is committed (the key
-//     becomes Enabled if it was being created); one without an object is
-//     tombstoned, and so is its key if it was being created.
+//     becomes Enabled if it was being created; an import only if its object
+//     has the key's check value); one without an object is tombstoned, and
+//     so is its key if it was being created. One younger than
+//     CreateIntentGrace is left alone.
 //   - A version in Destroying has its object destroyed and is tombstoned.
 //   - An Active version whose object is missing is reported: the service
 //     answers KeyUnavailableException for it and never serves other
@@ -146,7 +148,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("list referenced objects: %w", err)
 	}
-	wrapping, err := s.reconcileImports(ctx, inToken, &rep) // import.go
+	wrapping, err := s.reconcileImports(ctx, &rep) // import.go
 	if err != nil {
 		return rep, fmt.Errorf("reconcile imports: %w", err)
 	}

@@ -139,18 +139,10 @@ func (s *Service) addVersion(ctx context.Context, key KeyRecord) (KeyRecord, err
 	return s.rotateKey(ctx, key, RotationIntent{Type: RotationAutomatic})
 }
 
-// discardVersion destroys a version that was never used.
+// discardVersion destroys a version that was never used (discardIntent,
+// discard.go: not if a settler committed it meanwhile).
 func (s *Service) discardVersion(ctx context.Context, v KeyVersion) {
-	ctx = context.WithoutCancel(ctx)
-	if err := s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroying); err != nil {
-		s.log.WarnContext(ctx, "discard version: marking failed", "key_id", v.KeyID, "version", v.Version, "err", err)
-		return
-	}
-	if err := s.device.Destroy(ctx, v.BackingID); err != nil {
-		s.log.WarnContext(ctx, "discard version: destroying token object failed; the reconciler will retry", "key_id", v.KeyID, "version", v.Version, "err", err)
-		return
-	}
-	_ = s.store.SetVersionState(ctx, v.KeyID, v.Version, VersionDestroyed)
+	s.discardIntent(ctx, v)
 }
 
 // Prewarm reserves a block of invocations for the current version of every

@@ -41,11 +41,10 @@ type pauseListCreating struct {
 func (p *pauseListCreating) VersionsByState(ctx context.Context, st kms.VersionState) ([]kms.KeyVersion, error) {
 	vs, err := p.Store.VersionsByState(ctx, st)
 	if st == kms.VersionCreating {
-		// Reconcile lists Creating versions twice: for imports
-		// (import.go), then for intents (lifecycle.go); the race is
-		// with the second.
+		// Reconcile lists Creating versions once, for every intent
+		// (imports included: settleIntent).
 		p.calls++
-		if p.calls == 2 {
+		if p.calls == 1 {
 			close(p.listed)
 			<-p.resume
 		}

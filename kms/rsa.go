@@ -252,7 +252,7 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 		}
 		plaintext = o.plaintext
 		out.SourceKeyId, out.SourceEncryptionAlgorithm = o.key.arn, algSymmetric
-		out.SourceKeyMaterialId = keyMaterialID(o.version.BackingID)
+		out.SourceKeyMaterialId = materialID(o.key.key, o.version)
 	}
 	defer clear(plaintext)
 	if dstAsymmetric {
@@ -268,7 +268,7 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 	if err != nil {
 		return nil, true, err
 	}
-	out.CiphertextBlob, out.DestinationKeyMaterialId = blob, keyMaterialID(v.BackingID)
+	out.CiphertextBlob, out.DestinationKeyMaterialId = blob, materialID(dst.key, v)
 	return out, true, nil
 }
 

@@ -11,11 +11,13 @@ package kms
 //   - a failed scheduled rotation whose settling transaction failed stays
 //     Creating (abandonClaim, rotationretry.go);
 //   - a version whose token object could not be destroyed during an HSM
-//     fault stays Destroying (abandonVersion, abandonClaim, the deletion
+//     fault stays Destroying (discardIntent, abandonClaim, the deletion
 //     worker, DeleteImportedKeyMaterial).
 //
 // Until settled, a Creating version makes RotateKeyOnDemand answer
-// ConflictException, and a cut scheduled rotation is not done. So
+// ConflictException, and a cut scheduled rotation is not done; a cut import
+// or a Destroying imported version makes ImportKeyMaterial answer
+// KMSInvalidStateException (ImportStore.BeginImport). So
 // RunRotationScheduler runs SettleUnfinished on every pass, with the same
 // per-version steps as Reconcile (settleIntent, settleStuckKey,
 // tombstoneDestroying below: one copy, both call it). It differs from
@@ -48,10 +50,11 @@ import (
 //
 // Every transition is a compare-and-set, so several kmsd processes, the
 // deletion worker and a start-up Reconcile elsewhere may settle the same
-// thing at once: one of them does it, the others find it done. Imported
-// material in Creating is left to Reconcile, whose check-value comparison
-// this pass does not repeat. When there is work and the HSM does not
-// answer, the pass does nothing and says so; it is tried again next time.
+// thing at once: one of them does it, the others find it done. An import
+// attempt in Creating is committed only if its object also has the key's
+// check value (settleImportIntent, import.go). When there is work and the
+// HSM does not answer, the pass does nothing and says so; it is tried again
+// next time.
 // The report counts what this call settled; MissingObjects and
 // OrphanObjects, which need a token scan, stay empty.
 func (s *Service) SettleUnfinished(ctx context.Context) (ReconcileReport, error) {
@@ -171,8 +174,8 @@ func (s *Service) tombstoneDestroyingNow(ctx context.Context, listed KeyVersion,
 // (it may be in flight in another kmsd); one whose token object exists
 // (present) is committed, and its key enabled if it was being created;
 // one without is tombstoned, and so is its key if it was being created.
-// Imported material is Reconcile's (reconcileImports), which compares its
-// check value first. rep counts only what this call changed.
+// Imported material compares its check value first (settleImportIntent).
+// rep counts only what this call changed.
 func (s *Service) settleIntent(ctx context.Context, v KeyVersion, present func(KeyVersion) (bool, error), rep *ReconcileReport) error {
 	if s.youngIntent(v.CreatedAt) { // reconcile_cas.go
 		return nil
@@ -182,7 +185,7 @@ func (s *Service) settleIntent(ctx context.Context, v KeyVersion, present func(K
 		return fmt.Errorf("key %s: %w", v.KeyID, err)
 	}
 	if key.Origin == originExternal {
-		return nil
+		return s.settleImportIntent(ctx, v, present, rep) // import.go
 	}
 	ok, err := present(v)
 	if err != nil {
@@ -236,13 +239,17 @@ func (s *Service) settleStuckKey(ctx context.Context, k KeyRecord, rep *Reconcil
 // (one already gone is fine) and then tombstones the version, only if it is
 // still Destroying. done reports whether this call made that transition:
 // the deletion worker, a settlement pass or another kmsd may be destroying
-// the same version, and each destroy and transition is safe to repeat.
+// the same version, and each destroy and transition is safe to repeat. The
+// transition is conditional on the backing id as well: version 1 of an
+// imported key may, since v was read, have been destroyed, re-imported
+// under a new backing id and deleted again, and that newer object is not
+// the one destroyed here.
 func (s *Service) tombstoneDestroying(ctx context.Context, v KeyVersion) (done bool, err error) {
 	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
 		return false, fmt.Errorf("destroy token object of %s: %w", versionKey(v.KeyID, v.Version), err)
 	}
 	s.versions.Delete(versionKey(v.KeyID, v.Version))
-	err = s.store.SetVersionStateIf(ctx, v.KeyID, v.Version, VersionDestroying, VersionDestroyed)
+	err = s.store.SetVersionStateIfID(ctx, v.KeyID, v.Version, v.BackingID, VersionDestroying, VersionDestroyed)
 	if err == nil {
 		return true, nil
 	}

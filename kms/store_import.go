@@ -60,18 +60,27 @@ type ImportStore interface {
 	ImportsExpiring(ctx context.Context, now time.Time) ([]ImportRecord, error)
 
 	// BeginImport records the intent to import material as version 1 of the
-	// key: a new version row with backingID, or the existing Destroyed row
-	// (keeping its backing id and invocation counter, because re-imported
-	// material is the same key) back in VersionCreating; and the pending
-	// expiration. It returns the version. ErrStoreAlreadyExists if version
-	// 1 is Active (material present); ErrStoreConflict if it is Creating or
-	// Destroying (another import or a deletion in progress).
-	BeginImport(ctx context.Context, keyID string, backingID []byte, model string, validTo time.Time) (KeyVersion, error)
-	// CompleteImport, in one transaction: version 1 Active and current, the
-	// key Enabled if it was PendingImport, the pending expiration made
-	// current, and the check value recorded if there was none. If a
-	// different check value is recorded: ErrStoreConflict, nothing changes.
-	CompleteImport(ctx context.Context, keyID string, checkValue []byte) error
+	// key, backed by backingID and created at createdAt: a new version row,
+	// or the existing Destroyed row (keeping its invocation counter, because
+	// re-imported material is the same key) back in VersionCreating with
+	// that new backing id and time; and the pending expiration. It returns
+	// the version. ErrStoreAlreadyExists if version 1 is Active (material
+	// present); ErrStoreConflict if it is Creating or Destroying (another
+	// import or a deletion in progress).
+	//
+	// Every attempt gets a backing id of its own, never the one of earlier
+	// material: a settler or another kmsd that saw the old object's destroy
+	// unfinished may still destroy that id, and must not hit the new object.
+	// The fresh createdAt lets settlers see that the attempt is young.
+	BeginImport(ctx context.Context, keyID string, backingID []byte, createdAt time.Time, model string, validTo time.Time) (KeyVersion, error)
+	// CompleteImport, in one transaction, if version 1 is still the attempt
+	// backed by backingID and Creating (or already Active: done twice):
+	// version 1 Active and current, the key Enabled if it was
+	// PendingImport, the pending expiration made current, and the check
+	// value recorded if there was none. ErrStoreConflict, and nothing
+	// changes, if a different check value is recorded or version 1 is
+	// another attempt or was settled otherwise.
+	CompleteImport(ctx context.Context, keyID string, backingID, checkValue []byte) error
 	// SetImportExpiration changes the expiration of present material.
 	SetImportExpiration(ctx context.Context, keyID, model string, validTo time.Time) error
 	// BeginDeleteMaterial, in one transaction: version 1 Destroying and the

@@ -63,14 +63,15 @@ func (s *Store) ImportsExpiring(ctx context.Context, now time.Time) ([]kms.Impor
 }
 
 // BeginImport implements kms.ImportStore.
-func (s *Store) BeginImport(ctx context.Context, keyID string, backingID []byte, model string, validTo time.Time) (kms.KeyVersion, error) {
+func (s *Store) BeginImport(ctx context.Context, keyID string, backingID []byte, createdAt time.Time, model string, validTo time.Time) (kms.KeyVersion, error) {
 	var v kms.KeyVersion
+	createdAt = fromMillis(toMillis(createdAt)) // as it will read back
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		cur, err := scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM key_versions
 			WHERE key_id = ? AND version = 1`, keyID))
 		switch {
 		case err == sql.ErrNoRows:
-			v = kms.KeyVersion{KeyID: keyID, Version: 1, BackingID: backingID, State: kms.VersionCreating, CreatedAt: time.Now().UTC()}
+			v = kms.KeyVersion{KeyID: keyID, Version: 1, BackingID: backingID, State: kms.VersionCreating, CreatedAt: createdAt}
 			if err := insertVersion(ctx, tx, v); err != nil {
 				return err
 			}
@@ -81,12 +82,14 @@ func (s *Store) BeginImport(ctx context.Context, keyID string, backingID []byte,
 		case cur.State != kms.VersionDestroyed:
 			return fmt.Errorf("%w: version 1 is %s", kms.ErrStoreConflict, cur.State)
 		default:
-			if _, err := tx.ExecContext(ctx, `UPDATE key_versions SET state = ? WHERE key_id = ? AND version = 1`,
-				string(kms.VersionCreating), keyID); err != nil {
+			// A new backing id and time: see kms.ImportStore.BeginImport.
+			if _, err := tx.ExecContext(ctx, `UPDATE key_versions SET state = ?, backing_id = ?, created_at = ?
+				WHERE key_id = ? AND version = 1`,
+				string(kms.VersionCreating), backingID, toMillis(createdAt), keyID); err != nil {
 				return err
 			}
 			v = cur
-			v.State = kms.VersionCreating
+			v.State, v.BackingID, v.CreatedAt = kms.VersionCreating, backingID, createdAt
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE key_imports SET pending_model = ?, pending_valid_to = ? WHERE key_id = ?`,
 			model, toMillis(validTo), keyID)
@@ -96,7 +99,7 @@ func (s *Store) BeginImport(ctx context.Context, keyID string, backingID []byte,
 }
 
 // CompleteImport implements kms.ImportStore.
-func (s *Store) CompleteImport(ctx context.Context, keyID string, checkValue []byte) error {
+func (s *Store) CompleteImport(ctx context.Context, keyID string, backingID, checkValue []byte) error {
 	return wrap("complete import into key "+keyID, s.writeTx(ctx, func(tx *sql.Tx) error {
 		rec, err := scanImport(tx.QueryRowContext(ctx, `SELECT `+importColumns+` FROM key_imports WHERE key_id = ?`, keyID))
 		if err != nil {
@@ -105,12 +108,16 @@ func (s *Store) CompleteImport(ctx context.Context, keyID string, checkValue []b
 		if rec.CheckValue != nil && !bytes.Equal(rec.CheckValue, checkValue) {
 			return fmt.Errorf("%w: the key material differs from the material imported before", kms.ErrStoreConflict)
 		}
-		st, err := getVersionState(ctx, tx, keyID, 1)
+		cur, err := scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM key_versions
+			WHERE key_id = ? AND version = 1`, keyID))
 		if err != nil {
 			return err
 		}
-		if st != kms.VersionCreating && st != kms.VersionActive {
-			return fmt.Errorf("%w: version 1 is %s", kms.ErrStoreConflict, st)
+		if !bytes.Equal(cur.BackingID, backingID) {
+			return fmt.Errorf("%w: version 1 is another import attempt now", kms.ErrStoreConflict)
+		}
+		if cur.State != kms.VersionCreating && cur.State != kms.VersionActive {
+			return fmt.Errorf("%w: version 1 is %s", kms.ErrStoreConflict, cur.State)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE key_versions SET state = ? WHERE key_id = ? AND version = 1`,
 			string(kms.VersionActive), keyID); err != nil {
