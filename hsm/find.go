@@ -15,6 +15,13 @@ const findBatch = 1000
 // C_FindObjectsFinal search on session s. Every search is counted in
 // findCalls, so tests can prove that the request path never searches.
 func (d *PKCS11) findObjects(ctx context.Context, s pkcs11.SessionHandle, template []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
+	return d.findObjectsUpTo(ctx, s, template, findBatch, false)
+}
+
+// findObjectsUpTo is findObjects asking C_FindObjects for batch handles at
+// a time; first stops after the first batch (a presence check needs one
+// handle, not a thousand).
+func (d *PKCS11) findObjectsUpTo(ctx context.Context, s pkcs11.SessionHandle, template []*pkcs11.Attribute, batch int, first bool) ([]pkcs11.ObjectHandle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -31,13 +38,13 @@ func (d *PKCS11) findObjects(ctx context.Context, s pkcs11.SessionHandle, templa
 	}
 	var all []pkcs11.ObjectHandle
 	for {
-		batch, _, err := d.mod.ctx.FindObjects(s, findBatch)
+		got, _, err := d.mod.ctx.FindObjects(s, batch)
 		if err != nil {
 			_ = d.mod.ctx.FindObjectsFinal(s)
 			return nil, callError("C_FindObjects", err)
 		}
-		all = append(all, batch...)
-		if len(batch) < findBatch {
+		all = append(all, got...)
+		if first || len(got) < batch {
 			break
 		}
 		if err := ctx.Err(); err != nil {

@@ -42,10 +42,10 @@ func (d *PKCS11) HasObject(ctx context.Context, id []byte) (bool, error) {
 		// findObjects refuses a session that is not logged in: it would
 		// not see private objects, and report a present key as absent,
 		// which the settlement would act on by tombstoning it.
-		handles, err := d.findObjects(ctx, s, []*pkcs11.Attribute{
+		handles, err := d.findObjectsUpTo(ctx, s, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		})
+		}, 1, true)
 		if err != nil {
 			return err
 		}
