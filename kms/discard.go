@@ -23,46 +23,88 @@ import (
 //     is fine) and the version tombstoned (tombstoneDestroying). If that
 //     destroy fails, the version stays Destroying and the settlement pass
 //     finishes it.
-//  2. If the version is no longer this attempt in Creating: Active means
-//     someone committed it, and it is kept (committed is true); Destroying
-//     means someone else is destroying it. Destroyed, or version 1 of an
-//     imported key now backed by another attempt, means a settler
-//     tombstoned it without finding its object, which this creator may
-//     have made since: nothing refers to that backing id any more and
-//     nothing ever will again (backing ids are never reused, not even by a
-//     re-import), so the object is destroyed here rather than left as an
-//     orphan.
+//  2. If the version is no longer this attempt in Creating, see
+//     afterLostClaim.
 //
 // A database error leaves the version in Creating for the settlement pass,
 // which commits it if its object exists: the same outcome as a crash here.
+// committed reports that a settler committed the version (nothing was
+// destroyed); discard says more.
 func (s *Service) discardIntent(ctx context.Context, v KeyVersion) (committed bool) {
+	return s.discard(ctx, v) == discardCommitted
+}
+
+// discardOutcome is what became of a version its creator gave up.
+type discardOutcome int
+
+const (
+	// discardDone: this creator claimed it and destroyed its object (or
+	// left it Destroying for the settlement pass).
+	discardDone discardOutcome = iota
+	// discardCommitted: a settler found its object and committed it first;
+	// it is kept, and in use.
+	discardCommitted
+	// discardSettled: a settler tombstoned it (or is destroying it) first.
+	discardSettled
+	// discardUndecided: a database error; it is left to the settlement
+	// pass.
+	discardUndecided
+)
+
+// discard is discardIntent with the outcome.
+func (s *Service) discard(ctx context.Context, v KeyVersion) discardOutcome {
+	ctx = context.WithoutCancel(ctx)
+	err := s.store.SetVersionStateIfID(ctx, v.KeyID, v.Version, v.BackingID, VersionCreating, VersionDestroying)
+	if err == nil {
+		if _, err := s.tombstoneDestroying(ctx, v); err != nil { // settle.go
+			s.log.WarnContext(ctx, "discarding version: destroying the token object failed; the version is left Destroying for the settlement pass",
+				"key_id", v.KeyID, "version", v.Version, "err", err)
+		}
+		return discardDone
+	}
+	return s.afterLostClaim(ctx, v, err)
+}
+
+// afterLostClaim is what a creator does when its claim of version v
+// (Creating -> Destroying, or TombstoneIntentRetryAt) failed with err:
+//
+//   - not a conflict (a database error): nothing, the settlement pass
+//     settles the version (undecided);
+//   - Active: a settler committed it, and it is kept (committed);
+//   - Destroying: someone else is destroying it (settled);
+//   - Destroyed, or version 1 of an imported key now backed by another
+//     attempt: a settler tombstoned it without finding its object, which
+//     this creator may have made since. Nothing refers to that backing id
+//     any more and nothing ever will again (backing ids are never reused,
+//     not even by a re-import), so the object is destroyed here rather than
+//     left as an orphan (settled).
+func (s *Service) afterLostClaim(ctx context.Context, v KeyVersion, err error) discardOutcome {
 	ctx = context.WithoutCancel(ctx)
 	warn := func(msg string, err error) {
 		s.log.WarnContext(ctx, "discarding version: "+msg, "key_id", v.KeyID, "version", v.Version, "err", err)
 	}
-	err := s.store.SetVersionStateIfID(ctx, v.KeyID, v.Version, v.BackingID, VersionCreating, VersionDestroying)
-	if err == nil {
-		if _, err := s.tombstoneDestroying(ctx, v); err != nil { // settle.go
-			warn("destroying the token object failed; the version is left Destroying for the settlement pass", err)
-		}
-		return false
-	}
 	if !errors.Is(err, ErrStoreConflict) {
 		warn("marking it Destroying failed; the settlement pass will settle it", err)
-		return false
+		return discardUndecided
 	}
 	cur, err := s.store.GetVersion(ctx, v.KeyID, v.Version)
 	if err != nil {
 		warn("reading it back failed; the settlement pass will settle it", err)
-		return false
+		return discardUndecided
 	}
 	if bytes.Equal(cur.BackingID, v.BackingID) && cur.State != VersionDestroyed {
-		return cur.State == VersionActive
+		switch cur.State {
+		case VersionActive:
+			return discardCommitted
+		case VersionDestroying:
+			return discardSettled
+		}
+		return discardUndecided // still Creating: the claim raced nothing we know of
 	}
 	if err := s.device.Destroy(ctx, v.BackingID); err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
 		warn("destroying the token object of a version settled elsewhere failed; Reconcile reports it as an orphan", err)
 	}
-	return false
+	return discardSettled
 }
 
 // materialID is the KeyMaterialId of version v of key k. AWS derives the

@@ -366,14 +366,16 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 	abandon := func() { s.discardIntent(ctx, v) }
 	kcv, err := s.device.UnwrapAESKey(ctx, w.BackingID, alg, in.EncryptedKeyMaterial, v.BackingID, versionLabel(r.key.ID, 1))
 	if err != nil {
-		abandon()
-		return nil, unwrapError(err, w.Algorithm)
-	}
-	if rec.CheckValue != nil && !bytes.Equal(kcv, rec.CheckValue) {
+		if !s.discardIntent(ctx, v) {
+			return nil, unwrapError(err, w.Algorithm)
+		}
+		// The reply was lost after the object was made, and a settlement
+		// pass (another kmsd, past the grace) committed the attempt with
+		// the object's check value: the material is imported.
+	} else if rec.CheckValue != nil && !bytes.Equal(kcv, rec.CheckValue) {
 		abandon()
 		return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
-	}
-	if err := s.store.CompleteImport(ctx, r.key.ID, v.BackingID, kcv); err != nil {
+	} else if err := s.store.CompleteImport(ctx, r.key.ID, v.BackingID, kcv); err != nil {
 		if !errors.Is(err, ErrStoreConflict) {
 			// The attempt stays Creating: the settlement pass commits it
 			// once CreateIntentGrace old, its object having the check value.
@@ -490,7 +492,15 @@ func (s *Service) ExpireImports(ctx context.Context) error {
 	}
 	var errs []error
 	for _, rec := range expiring {
-		unlock := s.lockKey(rec.KeyID)
+		// An import or deletion of this key in flight in this process
+		// (possibly hung in the HSM) holds the lock: the material stays
+		// expiring and the next pass deletes it, instead of this pass
+		// waiting and stopping the scheduler.
+		unlock, ok := s.tryLockKey(rec.KeyID)
+		if !ok {
+			errs = append(errs, fmt.Errorf("key %s: %w; its expired material is deleted on the next pass", rec.KeyID, errInFlight))
+			continue
+		}
 		_, err := s.deleteMaterial(ctx, rec.KeyID)
 		unlock()
 		if err != nil && !errors.Is(err, ErrStoreNotFound) {

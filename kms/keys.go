@@ -132,7 +132,14 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 // following the HSM-and-database rule: the intent is recorded first (key
 // and version Creating), then the token object is made, then the key is
 // committed as Enabled. A crash anywhere in between is settled by Reconcile.
+//
+// The key's lock is held from the intent to the commit or abandonment, as
+// rotations hold it: the settlement pass of this process skips a key whose
+// lock is held (settle.go), so a creation slower than CreateIntentGrace is
+// never settled under it here. Nobody else waits on a new key's lock.
 func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagRecord) (KeyRecord, error) {
+	unlock := s.lockKey(key.ID)
+	defer unlock()
 	now := s.now().UTC()
 	key.State = StateCreating
 	key.CreatedAt = now
@@ -151,10 +158,13 @@ func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagR
 		}
 	}
 	if err := s.generateMaterial(ctx, key, backing, versionLabel(key.ID, 1)); err != nil { // keyspecs.go
-		s.abandonCreate(ctx, key.ID, version)
-		return KeyRecord{}, deviceError(err)
-	}
-	if err := s.store.ActivateVersion(ctx, key.ID, 1, 0); err != nil {
+		// A committed version here means the reply was lost after the
+		// object was made and a settlement pass in another kmsd found it:
+		// the key exists, and is reported as created.
+		if !s.abandonCreate(ctx, key.ID, version) {
+			return KeyRecord{}, deviceError(err)
+		}
+	} else if err := s.store.ActivateVersion(ctx, key.ID, 1, 0); err != nil {
 		// The token object exists: discard it as a losing rotation's
 		// (discardIntent), unless the activation did happen (an error
 		// after the commit, or a settler's commit): then go on.
@@ -162,14 +172,19 @@ func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagR
 			return KeyRecord{}, Internal(fmt.Errorf("activate first version: %w", err))
 		}
 	}
-	key, err = s.store.UpdateKey(ctx, key.ID, func(k *KeyRecord) error {
-		k.State = StateEnabled
-		return nil
-	})
+	// Only while still Creating: a settlement pass in another kmsd may have
+	// enabled it already, and a client may have changed it since.
+	committed, err := s.store.UpdateKey(ctx, key.ID, enableCreating)
+	if errors.Is(err, errSettled) {
+		committed, err = s.store.GetKey(ctx, key.ID)
+		if err == nil && committed.CurrentVersion == 0 {
+			err = fmt.Errorf("key %s was settled as %s", key.ID, committed.State)
+		}
+	}
 	if err != nil {
 		return KeyRecord{}, Internal(fmt.Errorf("commit key: %w", err))
 	}
-	return key, nil
+	return committed, nil
 }
 
 // abandonCreate settles a key whose creation failed before its first

@@ -66,6 +66,9 @@ func (s *Service) takeInvocation(ctx context.Context, key KeyRecord) (KeyRecord,
 			return key, v, nil
 		}
 		if key, err = s.rotateExhausted(ctx, key); err != nil {
+			if errors.Is(err, errRotationAbandoned) {
+				continue // a settlement pass tombstoned the new version: make another
+			}
 			return key, KeyVersion{}, err
 		}
 	}
@@ -137,12 +140,6 @@ func (s *Service) rotateExhausted(ctx context.Context, key KeyRecord) (KeyRecord
 // the bound show in ListKeyRotations like any other rotation.
 func (s *Service) addVersion(ctx context.Context, key KeyRecord) (KeyRecord, error) {
 	return s.rotateKey(ctx, key, RotationIntent{Type: RotationAutomatic})
-}
-
-// discardVersion destroys a version that was never used (discardIntent,
-// discard.go: not if a settler committed it meanwhile).
-func (s *Service) discardVersion(ctx context.Context, v KeyVersion) {
-	s.discardIntent(ctx, v)
 }
 
 // Prewarm reserves a block of invocations for the current version of every

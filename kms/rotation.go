@@ -87,21 +87,26 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 		return key, err
 	}
 	if err := s.device.GenerateAESKey(ctx, backing, versionLabel(key.ID, v.Version)); err != nil {
+		committed := false
 		if !in.ClaimDue.IsZero() {
-			return key, s.abandonClaim(ctx, v, err) // rotationretry.go: due again after a back-off
+			// rotationretry.go: due again after a back-off
+			if committed, err = s.abandonClaim(ctx, v, err); !committed {
+				return key, err
+			}
+		} else if committed = s.abandonVersion(ctx, v) == discardCommitted; !committed { // abandonversion.go: destroyed in the token too
+			return key, err
 		}
-		s.abandonVersion(ctx, v) // abandonversion.go: destroyed in the token too
-		return key, err
+		// The failure was a lost reply, and a settlement pass found the
+		// object and committed the version: the rotation happened.
+		s.log.InfoContext(ctx, "key rotated (committed by a settlement pass)", "key_id", key.ID, "version", v.Version, "type", in.Type)
+		return s.store.GetKey(ctx, key.ID)
 	}
 	if err := injectRotationFault("object"); err != nil {
 		return key, err
 	}
 	err = s.store.ActivateVersion(ctx, key.ID, v.Version, key.CurrentVersion)
 	if errors.Is(err, ErrStoreConflict) {
-		// Lost the race: another version became current. Ours was never used
-		// to encrypt; destroy it.
-		s.discardVersion(ctx, v)
-		return s.store.GetKey(ctx, key.ID)
+		return s.activationLost(ctx, key, v, in)
 	}
 	if err != nil {
 		return key, err
@@ -110,6 +115,37 @@ func (s *Service) rotateKey(ctx context.Context, key KeyRecord, in RotationInten
 		return key, err
 	}
 	s.log.InfoContext(ctx, "key rotated", "key_id", key.ID, "version", v.Version, "type", in.Type)
+	return s.store.GetKey(ctx, key.ID)
+}
+
+// errRotationAbandoned: a settlement pass tombstoned a rotation's intent
+// while its token object was being made (the HSM took longer than
+// CreateIntentGrace). No rotation happened; trying again makes one.
+var errRotationAbandoned = errors.New("the rotation was abandoned: a settlement pass settled its new version, whose token object took longer than the grace to make, before it was committed")
+
+// activationLost settles a rotation whose version could not be activated
+// (ErrStoreConflict). The creation may have outlived CreateIntentGrace, so
+// the version is read back before anything is destroyed:
+//
+//   - Active: a settlement pass found the object and committed it; the
+//     rotation happened, nothing is destroyed;
+//   - Destroying or Destroyed: a settlement pass tombstoned it before the
+//     object existed (a scheduled rotation's key was made due again);
+//     the rotation did not happen: errRotationAbandoned, never success;
+//   - still Creating: another version became current (another kmsd's
+//     rotation); ours was never used to encrypt, and is discarded.
+//
+// discard (discard.go) makes these decisions by compare-and-set, so a
+// settler acting between the read and the discard is seen too.
+func (s *Service) activationLost(ctx context.Context, key KeyRecord, v KeyVersion, in RotationIntent) (KeyRecord, error) {
+	switch s.discard(ctx, v) {
+	case discardCommitted:
+		s.log.InfoContext(ctx, "key rotated (committed by a settlement pass)", "key_id", key.ID, "version", v.Version, "type", in.Type)
+	case discardSettled:
+		return key, fmt.Errorf("key %s version %d: %w", key.ID, v.Version, errRotationAbandoned)
+	case discardUndecided:
+		return key, fmt.Errorf("key %s version %d: the activation conflicted and the version could not be settled; the settlement pass settles it", key.ID, v.Version)
+	}
 	return s.store.GetKey(ctx, key.ID)
 }
 
@@ -267,6 +303,8 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, in *KeyIdInput) (*Rotat
 			"No more on-demand rotations can be performed for this key: " + r.arn}
 	case errors.Is(err, ErrStoreConflict):
 		return nil, &Error{Code: CodeConflict, Cause: err, Message: "A key rotation is already in progress for " + r.arn + "."}
+	case errors.Is(err, errRotationAbandoned):
+		return nil, &Error{Code: CodeConflict, Cause: err, Message: "The key rotation for " + r.arn + " did not complete in time and was abandoned. Try again."}
 	}
 	var kerr *Error
 	if errors.As(err, &kerr) {
@@ -382,7 +420,13 @@ func (s *Service) RotateDueKeys(ctx context.Context) (int, error) {
 }
 
 func (s *Service) rotateDue(ctx context.Context, sc RotationSchedule) (bool, error) {
-	unlock := s.lockKey(sc.KeyID)
+	// A key whose lock is held has a version change in flight in this
+	// process (possibly hung in the HSM): it stays due and is looked at on
+	// the next pass, rather than stopping this one for every other key.
+	unlock, ok := s.tryLockKey(sc.KeyID)
+	if !ok {
+		return false, nil
+	}
 	defer unlock()
 	key, err := s.store.GetKey(ctx, sc.KeyID)
 	if err != nil {

@@ -23,22 +23,27 @@ const rotationRetryBackoff = time.Hour
 // scheduler's claim) whose token object could not be made, and returns
 // cause with what happens next, which the scheduler logs.
 //
-// As abandonVersion, it first destroys whatever the failed creation may
-// have left in the token. Then, in one transaction, the version is
-// tombstoned (or left Destroying if that destroy failed, for Reconcile to
-// finish) and, only while the schedule is still the one the claim left,
-// the key is due again at min(now + rotationRetryBackoff, the date the
-// claim set) (TombstoneIntentRetryAt). The schedule is given back even
-// when the destroy failed: in an HSM outage, the case the retry is for,
-// the destroy fails too. If that transaction fails the version stays
-// Creating, and the settlement pass (settle.go) settles it once it is
-// CreateIntentGrace old and makes the key due at once (TombstoneIntent).
-func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) error {
+// The creation may have taken longer than CreateIntentGrace (an HSM
+// recovering its session), so a settlement pass, here or in another kmsd,
+// may have settled the version meanwhile: committed it if it found the
+// object (the failure was a lost reply), or tombstoned it. So the version
+// is claimed before anything is destroyed: in one transaction it goes
+// Creating -> Destroying, compare-and-set, and, only while the schedule is
+// still the one the claim left, the key is due again at
+// min(now + rotationRetryBackoff, the date the claim set)
+// (TombstoneIntentRetryAt). Then whatever the failed creation left in the
+// token is destroyed and the version tombstoned (tombstoneDestroying); if
+// that destroy fails the version stays Destroying for the settlement pass.
+// The schedule is given back even then: in an HSM outage, the case the
+// retry is for, the destroy fails too.
+//
+// If the claim finds the version committed by a settler, nothing is
+// destroyed and committed is true: the rotation happened. If a settler
+// tombstoned it, that settler made the key due again (TombstoneIntent). If
+// the transaction fails the version stays Creating, and the settlement pass
+// settles it once it is CreateIntentGrace old.
+func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) (committed bool, err error) {
 	ctx = context.WithoutCancel(ctx)
-	to, left := VersionDestroyed, ""
-	if err := s.destroyLeftover(ctx, v); err != nil {
-		to, left = VersionDestroying, fmt.Sprintf("; destroying the new version's token object failed too (%v): version %d is left Destroying for the reconciler", err, v.Version)
-	}
 	retry := s.now().UTC().Add(rotationRetryBackoff).Truncate(time.Millisecond)
 	when := "retrying at " + retry.Format(time.RFC3339)
 	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
@@ -46,17 +51,29 @@ func (s *Service) abandonClaim(ctx context.Context, v KeyVersion, cause error) e
 		// intent's own time), as after a crash at this point.
 		retry, when = time.Time{}, "due again at once"
 	}
-	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, to, retry)
-	switch {
-	case err != nil:
+	rescheduled, err := s.store.TombstoneIntentRetryAt(ctx, v.KeyID, v.Version, VersionDestroying, retry)
+	if err != nil {
+		switch s.afterLostClaim(ctx, v, err) { // discard.go
+		case discardCommitted:
+			s.log.WarnContext(ctx, "scheduled rotation: the HSM reported a failure, but a settlement pass found the new version's token object and committed it; the rotation stands",
+				"key_id", v.KeyID, "version", v.Version, "err", cause)
+			return true, nil
+		case discardSettled:
+			return false, fmt.Errorf("%w; version %d was settled meanwhile by a settlement pass, which made the key due again", cause, v.Version)
+		}
 		// Not %w: an ErrStoreConflict here would read as another
 		// scheduler's claim to rotateDue and hide the failure.
-		return fmt.Errorf("%w%s; settling version %d failed (%v): the settlement pass settles it once it is %v old and makes the key due again",
-			cause, left, v.Version, err, CreateIntentGrace)
-	case !rescheduled:
+		return false, fmt.Errorf("%w; settling version %d failed (%v): the settlement pass settles it once it is %v old and makes the key due again",
+			cause, v.Version, err, CreateIntentGrace)
+	}
+	left := ""
+	if _, err := s.tombstoneDestroying(ctx, v); err != nil { // settle.go
+		left = fmt.Sprintf("; destroying the new version's token object failed too (%v): version %d is left Destroying for the reconciler", err, v.Version)
+	}
+	if !rescheduled {
 		// Disabled or enabled afresh meanwhile, or the key rotated at that
 		// instant: the newer state stands (as for TombstoneIntent).
-		return fmt.Errorf("%w%s; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause, left)
+		return false, fmt.Errorf("%w%s; not retried: the key's rotation schedule is no longer the one this attempt claimed", cause, left)
 	}
-	return fmt.Errorf("%w%s; %s", cause, left, when)
+	return false, fmt.Errorf("%w%s; %s", cause, left, when)
 }

@@ -168,9 +168,24 @@ func keyMaterialID(backingID []byte) string {
 }
 
 // lockKey serialises changes of one key's versions within this process.
+// Every creator of a version (CreateKey, rotations, imports) holds it from
+// its intent to its commit or abandonment.
 func (s *Service) lockKey(keyID string) func() {
 	m, _ := s.keyLocks.LoadOrStore(keyID, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
 	return mu.Unlock
+}
+
+// tryLockKey is lockKey without waiting: ok is false while another
+// goroutine of this process holds the key's lock. The background passes use
+// it so that one creation hung in the HSM does not stop them for every
+// other key; the holder settles its own work.
+func (s *Service) tryLockKey(keyID string) (unlock func(), ok bool) {
+	m, _ := s.keyLocks.LoadOrStore(keyID, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, false
+	}
+	return mu.Unlock, true
 }

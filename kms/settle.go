@@ -23,9 +23,13 @@ package kms
 // tombstoneDestroying below: one copy, both call it). It differs from
 // Reconcile in three ways: it asks the token about one object at a time
 // (hsm.PresenceDevice) instead of listing it, which is a start-up cost; it
-// takes the key's in-process lock and re-reads the version first, so it
-// never settles a rotation this process has in flight; and an error is
-// logged and retried on the next pass instead of stopping kmsd.
+// skips a key whose in-process lock is held and re-reads the version under
+// that lock, so it never settles a creation, rotation or import this
+// process has in flight (their creators hold the lock from intent to
+// commit, however long the HSM takes, and settle their own versions), and
+// never waits behind one hung in the HSM, which would stop the scheduler's
+// rotations and import expiry too; and an error is logged and retried on
+// the next pass instead of stopping kmsd.
 
 import (
 	"bytes"
@@ -77,12 +81,16 @@ func (s *Service) SettleUnfinished(ctx context.Context) (ReconcileReport, error)
 	}
 
 	var errs []error
-	// Keys one of whose intents could not be settled: their key record is
-	// left alone too, since settleStuckKey would tombstone a key whose
-	// first version's object may exist.
+	// Keys one of whose intents could not be settled, or is in flight in
+	// this process: their key record is left alone too, since
+	// settleStuckKey would tombstone a key whose first version's object may
+	// exist.
 	unsettled := map[string]bool{}
 	fail := func(v KeyVersion, err error) bool {
 		unsettled[v.KeyID] = true
+		if errors.Is(err, errInFlight) {
+			return false
+		}
 		errs = append(errs, fmt.Errorf("%s: %w", versionKey(v.KeyID, v.Version), err))
 		return deviceDown(ctx, err)
 	}
@@ -104,7 +112,7 @@ func (s *Service) SettleUnfinished(ctx context.Context) (ReconcileReport, error)
 		if unsettled[k.ID] {
 			continue
 		}
-		if err := s.settleStuckKey(ctx, k, &rep); err != nil {
+		if err := s.settleStuckKeyNow(ctx, k, &rep); err != nil && !errors.Is(err, errInFlight) {
 			errs = append(errs, fmt.Errorf("key %s: %w", k.ID, err))
 		}
 	}
@@ -132,12 +140,22 @@ func deviceDown(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || errors.Is(err, hsm.ErrUnavailable) || errors.Is(err, hsm.ErrClosed)
 }
 
+// errInFlight: the key's lock is held in this process; the pass skips the
+// key until a later pass.
+var errInFlight = errors.New("a version change of this key is in flight in this process")
+
 // settleIntentNow settles one listed intent under the key's lock, which
-// rotations in this process hold from intent to commit: an intent this
-// process is still making is never settled under it, however long the HSM
-// takes. The version is read again under the lock; the list may be stale.
+// every creator in this process holds from intent to commit or abandonment
+// (CreateKey, rotations, imports): an intent this process is still making
+// is never settled under it, however long the HSM takes. A held lock is not
+// waited for (errInFlight): its holder settles its own version, and a
+// creation hung in the HSM must not stop the pass. The version is read
+// again under the lock; the list may be stale.
 func (s *Service) settleIntentNow(ctx context.Context, listed KeyVersion, rep *ReconcileReport) error {
-	unlock := s.lockKey(listed.KeyID)
+	unlock, ok := s.tryLockKey(listed.KeyID)
+	if !ok {
+		return errInFlight
+	}
 	defer unlock()
 	v, err := s.store.GetVersion(ctx, listed.KeyID, listed.Version)
 	if err != nil {
@@ -153,7 +171,10 @@ func (s *Service) settleIntentNow(ctx context.Context, listed KeyVersion, rep *R
 
 // tombstoneDestroyingNow is settleIntentNow for a version in Destroying.
 func (s *Service) tombstoneDestroyingNow(ctx context.Context, listed KeyVersion, rep *ReconcileReport) error {
-	unlock := s.lockKey(listed.KeyID)
+	unlock, ok := s.tryLockKey(listed.KeyID)
+	if !ok {
+		return errInFlight
+	}
 	defer unlock()
 	v, err := s.store.GetVersion(ctx, listed.KeyID, listed.Version)
 	if err != nil {
@@ -215,6 +236,18 @@ func (s *Service) settleIntent(ctx context.Context, v KeyVersion, present func(K
 	}
 	rep.AbandonedCreates++
 	return nil
+}
+
+// settleStuckKeyNow is settleIntentNow for a key left in Creating: a key
+// this process is still creating holds its lock until it is committed or
+// abandoned.
+func (s *Service) settleStuckKeyNow(ctx context.Context, k KeyRecord, rep *ReconcileReport) error {
+	unlock, ok := s.tryLockKey(k.ID)
+	if !ok {
+		return errInFlight
+	}
+	defer unlock()
+	return s.settleStuckKey(ctx, k, rep)
 }
 
 // settleStuckKey settles a key left in Creating past the grace: Enabled if

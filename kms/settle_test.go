@@ -216,10 +216,41 @@ func TestSettleDestroying(t *testing.T) {
 	}
 }
 
+// destroyedWrites counts the writes that made a version Destroyed.
+type destroyedWrites struct {
+	kms.Store
+	mu sync.Mutex
+	n  map[string]int // versionKey -> writes
+}
+
+func (d *destroyedWrites) count(keyID string, version int, to kms.VersionState, err error) error {
+	if err == nil && to == kms.VersionDestroyed {
+		d.mu.Lock()
+		d.n[fmt.Sprintf("%s/%d", keyID, version)]++
+		d.mu.Unlock()
+	}
+	return err
+}
+
+func (d *destroyedWrites) SetVersionState(ctx context.Context, keyID string, version int, to kms.VersionState) error {
+	return d.count(keyID, version, to, d.Store.SetVersionState(ctx, keyID, version, to))
+}
+
+func (d *destroyedWrites) SetVersionStateIf(ctx context.Context, keyID string, version int, from, to kms.VersionState) error {
+	return d.count(keyID, version, to, d.Store.SetVersionStateIf(ctx, keyID, version, from, to))
+}
+
+func (d *destroyedWrites) SetVersionStateIfID(ctx context.Context, keyID string, version int, id []byte, from, to kms.VersionState) error {
+	return d.count(keyID, version, to, d.Store.SetVersionStateIfID(ctx, keyID, version, id, from, to))
+}
+
 // The deletion worker and the pass destroying the same versions at once do
-// not fight: both succeed, and each version is tombstoned once.
+// not fight: both succeed, and each version is tombstoned once (one write
+// makes it Destroyed, counted once in the pass's report at most).
 func TestSettleAndDeletionWorkerAtOnce(t *testing.T) {
-	e, flaky := flakyEnv(t, fakeDevice)
+	base, flaky := flakyEnv(t, fakeDevice)
+	writes := &destroyedWrites{n: map[string]int{}}
+	e := newEnvWith(t, flaky, base.store, func(c *kms.Config) { writes.Store = c.Store; c.Store = writes })
 	var keys []string
 	for range 4 {
 		md := e.createKey(t)
@@ -240,12 +271,16 @@ func TestSettleAndDeletionWorkerAtOnce(t *testing.T) {
 		}
 	}
 	e.clock.Advance(7*day + time.Minute)
+	writes.mu.Lock()
+	clear(writes.n)
+	writes.mu.Unlock()
 	var (
 		wg      sync.WaitGroup
 		deleted int
+		rep     kms.ReconcileReport
 		errs    [2]error
 	)
-	wg.Go(func() { _, errs[0] = e.svc.SettleUnfinished(e.ctx) })
+	wg.Go(func() { rep, errs[0] = e.svc.SettleUnfinished(e.ctx) })
 	wg.Go(func() { deleted, errs[1] = e.svc.DeleteDueKeys(e.ctx) })
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || deleted != len(keys) {
@@ -253,6 +288,14 @@ func TestSettleAndDeletionWorkerAtOnce(t *testing.T) {
 	}
 	for _, k := range keys {
 		wantStates(t, e, k, kms.VersionDestroyed, kms.VersionDestroyed, kms.VersionDestroyed)
+		for v := 1; v <= 3; v++ {
+			if n := writes.n[fmt.Sprintf("%s/%d", k, v)]; n != 1 {
+				t.Errorf("%s/%d was made Destroyed %d times, want once", k, v, n)
+			}
+		}
+	}
+	if rep.CompletedDestroys > 3*len(keys) {
+		t.Errorf("the pass reports %d destroys of %d versions", rep.CompletedDestroys, 3*len(keys))
 	}
 	if ids, err := e.device.ObjectIDs(e.ctx); err != nil || len(ids) != 0 {
 		t.Fatalf("token holds %d objects (%v), want none", len(ids), err)
@@ -319,10 +362,12 @@ func (d *slowGenerate) GenerateAESKey(ctx context.Context, id []byte, label stri
 }
 
 // A rotation this process has in flight is never settled under it, however
-// long the HSM takes: the pass waits for the key's lock, then finds the
-// version committed. Settling it would tombstone the new version, and
-// RotateKeyOnDemand would report a rotation that never happened.
-func TestSettleWaitsForRotationInFlight(t *testing.T) {
+// long the HSM takes, and the pass does not wait for it either: it skips
+// the key whose lock is held (a hung HSM call would otherwise stop the
+// scheduler), and the rotation commits its own version. Settling it would
+// tombstone the new version, and RotateKeyOnDemand would report a rotation
+// that never happened.
+func TestSettleSkipsRotationInFlight(t *testing.T) {
 	dev := &slowGenerate{Device: hsm.NewFake(), entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, func(testing.TB) hsm.Device { return dev })
 	md := e.createKey(t)
@@ -344,14 +389,17 @@ func TestSettleWaitsForRotationInFlight(t *testing.T) {
 	}()
 	select {
 	case rep := <-settled:
-		t.Fatalf("the pass settled a rotation in flight: %+v", rep)
-	case <-time.After(200 * time.Millisecond):
+		wantReport(t, rep, kms.ReconcileReport{})
+	case <-time.After(10 * time.Second):
+		close(dev.release)
+		t.Fatal("the pass waited for a rotation in flight")
 	}
+	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionCreating)
 	close(dev.release)
 	if err := <-rotated; err != nil {
 		t.Fatal(err)
 	}
-	wantReport(t, <-settled, kms.ReconcileReport{})
+	wantReport(t, settle(t, e), kms.ReconcileReport{})
 	wantStates(t, e, md.KeyId, kms.VersionActive, kms.VersionActive)
 	rots, err := e.svc.ListKeyRotations(e.ctx, &kms.ListKeyRotationsInput{KeyId: ptr(md.KeyId)})
 	if err != nil || len(rots.Rotations) != 1 || rots.Rotations[0].KeyMaterialState != "CURRENT" {
@@ -360,38 +408,68 @@ func TestSettleWaitsForRotationInFlight(t *testing.T) {
 }
 
 // A young intent of another kmsd, still in flight there, is left alone by
-// this one's pass, and committed by its creator.
+// this one's pass. Once it is older than the grace (the other kmsd's HSM is
+// slow), the pass tombstones it; its creator, an Encrypt moving the key off
+// an exhausted version, then does not commit or report that version: it
+// destroys its object (nothing refers to it) and makes another version.
 func TestSettleLeavesAnotherProcessIntent(t *testing.T) {
-	open := raceStores(t)
-	dev := hsm.NewFake()
+	open, dev, c := raceStores(t), hsm.NewFake(), newClock()
 	stA := &pauseIntent{Store: open(), recorded: make(chan struct{}), resume: make(chan struct{})}
-	a, ctxA := raceService(t, dev, stA, 1)
-	b, ctxB := raceService(t, dev, open(), 1)
+	service := func(st kms.Store) (*kms.Service, context.Context) {
+		s, err := kms.New(kms.Config{Region: "us-east-1", Device: dev, Store: st, InvocationBound: 1, ReserveBlock: 1, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ctx := svcOn(t, dev, st, c) // the account and a principal
+		return s, ctx
+	}
+	a, ctxA := service(stA)
+	b, ctxB := service(open())
 	ck, err := a.CreateKey(ctxA, &kms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	keyID := ck.KeyMetadata.KeyId
-	if _, err := a.Encrypt(ctxA, &kms.EncryptInput{KeyId: &keyID, Plaintext: []byte("v1")}); err != nil {
-		t.Fatal(err)
-	}
-	enc := make(chan error, 1)
+	first := encryptWith(t, a, ctxA, keyID, "v1")
+	enc := make(chan []byte, 1)
 	go func() { // exhausts v1 (bound 1) and rotates; paused after the intent
-		_, err := a.Encrypt(ctxA, &kms.EncryptInput{KeyId: &keyID, Plaintext: []byte("v2")})
-		enc <- err
+		out, err := a.Encrypt(ctxA, &kms.EncryptInput{KeyId: &keyID, Plaintext: []byte("v2")})
+		if err != nil {
+			t.Errorf("A's Encrypt: %v", err)
+			enc <- nil
+			return
+		}
+		enc <- out.CiphertextBlob
 	}()
 	<-stA.recorded
 	rep, err := b.SettleUnfinished(ctxB)
 	if err != nil || fmt.Sprint(rep) != fmt.Sprint(kms.ReconcileReport{}) {
-		t.Fatalf("B's pass = %+v, %v; want nothing settled", rep, err)
+		t.Fatalf("B's pass within the grace = %+v, %v; want nothing settled", rep, err)
+	}
+	c.Advance(kms.CreateIntentGrace + time.Second)
+	rep, err = b.SettleUnfinished(ctxB)
+	if err != nil || fmt.Sprint(rep) != fmt.Sprint(kms.ReconcileReport{AbandonedCreates: 1}) {
+		t.Fatalf("B's pass after the grace = %+v, %v; want A's intent tombstoned", rep, err)
 	}
 	close(stA.resume)
-	if err := <-enc; err != nil {
-		t.Fatalf("A's rotation: %v", err)
+	blob := <-enc
+	if blob == nil {
+		t.FailNow()
 	}
-	if v2, err := stA.Store.GetVersion(t.Context(), keyID, 2); err != nil || v2.State != kms.VersionActive {
-		t.Fatalf("v2 = %+v, %v; want Active", v2, err)
+	st := open()
+	k, err := st.GetKey(t.Context(), keyID)
+	if err != nil || k.CurrentVersion != 3 {
+		t.Fatalf("key = %+v, %v; want version 3 current", k, err)
 	}
+	v2, err := st.GetVersion(t.Context(), keyID, 2)
+	if err != nil || v2.State != kms.VersionDestroyed {
+		t.Fatalf("v2 = %+v, %v; want Destroyed", v2, err)
+	}
+	if ids, err := dev.ObjectIDs(t.Context()); err != nil || len(ids) != 2 {
+		t.Fatalf("token holds %d objects (%v), want v1's and v3's", len(ids), err)
+	}
+	wantDecrypts(t, b, ctxB, first, "v1")
+	wantDecrypts(t, b, ctxB, blob, "v2")
 }
 
 // Two kmsd on one database and token run the pass at once over intents
