@@ -141,8 +141,11 @@ func (s *Store) ActivateVersion(ctx context.Context, keyID string, version, prev
 		if err != nil {
 			return err // sql.ErrNoRows: no such version
 		}
-		if st == kms.VersionDestroying || st == kms.VersionDestroyed {
-			return fmt.Errorf("%w: version is %s", kms.ErrStoreConflict, st)
+		// Only an intent becomes current: a version a settler already
+		// committed or tombstoned is someone else's decision (the creator
+		// re-reads it on this conflict).
+		if st != kms.VersionCreating {
+			return fmt.Errorf("%w: version is %s, not %s", kms.ErrStoreConflict, st, kms.VersionCreating)
 		}
 		res, err = tx.ExecContext(ctx, `UPDATE key_versions SET state = ?
 			WHERE key_id = ? AND version = ?`, string(kms.VersionActive), keyID, version)

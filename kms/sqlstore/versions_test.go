@@ -89,6 +89,12 @@ func TestActivateVersion(t *testing.T) {
 		}
 	}
 	wantErr(t, "SetVersionState", s.SetVersionState(ctx, keyID(1), 4, kms.VersionDestroyed), nil)
+	// Version 5 was committed by someone else (a settler) without becoming
+	// current: only an intent (Creating) may be made current.
+	if err := s.AddVersion(ctx, testVersion(keyID(1), 5, "f")); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "SetVersionState", s.SetVersionState(ctx, keyID(1), 5, kms.VersionActive), nil)
 
 	steps := []struct {
 		name             string
@@ -102,6 +108,7 @@ func TestActivateVersion(t *testing.T) {
 		{"lost race", 3, 1, kms.ErrStoreConflict, 2},
 		{"absent version", 9, 2, kms.ErrStoreNotFound, 2},
 		{"destroyed version", 4, 2, kms.ErrStoreConflict, 2},
+		{"version no longer an intent", 5, 2, kms.ErrStoreConflict, 2},
 		{"rotation again", 3, 2, nil, 3},
 	}
 	for _, st := range steps {
