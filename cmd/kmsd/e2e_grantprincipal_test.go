@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 )
@@ -18,9 +17,7 @@ func TestE2ECreateGrantUnknownPrincipal(t *testing.T) {
 	st := newE2EState(t)
 	srv := startKMSD(t)
 	ctx := t.Context()
-	adminID, adminSecret := adminCredentials(t, st.creds)
-	admin := aws.Credentials{AccessKeyID: adminID, SecretAccessKey: adminSecret}
-	ac := staticKMSClient(srv.addr, credentials.StaticCredentialsProvider{Value: admin})
+	admin, ac := adminClient(t, st, srv.addr)
 
 	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("grant principal")})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -338,6 +339,15 @@ func (r rawRequest) do(t *testing.T, addr string) rawResponse {
 
 // adminCredentials reads the access key id and secret from the bootstrap
 // credentials file.
+// adminClient returns the bootstrap admin's credentials and a KMS client
+// signed with them.
+func adminClient(t *testing.T, st *e2eState, addr string) (aws.Credentials, *awskms.Client) {
+	t.Helper()
+	id, secret := adminCredentials(t, st.creds)
+	admin := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
+	return admin, staticKMSClient(addr, credentials.StaticCredentialsProvider{Value: admin})
+}
+
 func adminCredentials(t *testing.T, path string) (id, secret string) {
 	t.Helper()
 	text, err := os.ReadFile(path)

@@ -50,9 +50,7 @@ func TestE2EAuthorization(t *testing.T) {
 	t.Setenv("KMSD_LOG_LEVEL", "info") // denials are logged at Info
 	srv := startKMSD(t)
 	ctx := t.Context()
-	adminID, adminSecret := adminCredentials(t, st.creds)
-	admin := aws.Credentials{AccessKeyID: adminID, SecretAccessKey: adminSecret}
-	ac := staticKMSClient(srv.addr, credentials.StaticCredentialsProvider{Value: admin})
+	admin, ac := adminClient(t, st, srv.addr)
 
 	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("shared")})
 	if err != nil {
