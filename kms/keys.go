@@ -177,7 +177,7 @@ func (s *Service) createKeyInHSM(ctx context.Context, key KeyRecord, tags []TagR
 	committed, err := s.store.UpdateKey(ctx, key.ID, enableCreating)
 	if errors.Is(err, errSettled) {
 		committed, err = s.store.GetKey(ctx, key.ID)
-		if err == nil && committed.CurrentVersion == 0 {
+		if err == nil && (committed.CurrentVersion == 0 || committed.State == StateDeleted) {
 			err = fmt.Errorf("key %s was settled as %s", key.ID, committed.State)
 		}
 	}

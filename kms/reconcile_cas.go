@@ -49,9 +49,11 @@ func settleStuck(k *KeyRecord) error {
 	return nil
 }
 
-// enableCreating marks a key Enabled only if it is still Creating.
+// enableCreating marks a key Enabled only if it is still Creating and its
+// first version was made current: a settler whose activation lost to the
+// creator's discard must not enable a key that has no material.
 func enableCreating(k *KeyRecord) error {
-	if k.State != StateCreating {
+	if k.State != StateCreating || k.CurrentVersion == 0 {
 		return errSettled
 	}
 	k.State = StateEnabled

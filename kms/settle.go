@@ -256,6 +256,20 @@ func (s *Service) settleStuckKey(ctx context.Context, k KeyRecord, rep *Reconcil
 	if s.youngIntent(k.CreatedAt) {
 		return nil
 	}
+	// Its first version is settled first: a pass (or Reconcile) that found
+	// that version too young, or could not settle it, and reaches the key
+	// once the grace has passed must not tombstone a key whose version may
+	// still be committed (then CreateKey would answer success for a Deleted
+	// key).
+	vs, err := s.store.ListVersions(ctx, k.ID)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if v.State == VersionCreating {
+			return nil
+		}
+	}
 	r, err := s.store.UpdateKey(ctx, k.ID, settleStuck)
 	if err != nil {
 		return ignoreSettled(err)
