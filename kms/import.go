@@ -457,7 +457,7 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, in *DeleteImpor
 			return nil, Errorf(CodeNotFound, "Key material %s does not exist for %s.", *in.KeyMaterialId, r.arn)
 		}
 	}
-	v, err := s.deleteMaterial(ctx, r.key.ID)
+	v, err := s.deleteMaterial(ctx, r.key.ID, time.Time{})
 	if errors.Is(err, ErrStoreNotFound) {
 		return nil, Errorf(CodeInvalidState, "%s is pending import.", r.arn)
 	}
@@ -470,8 +470,8 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, in *DeleteImpor
 // deleteMaterial marks version 1 Destroying and the key PendingImport in
 // one transaction, then destroys the token object and tombstones the
 // version. A crash in between is finished by Reconcile.
-func (s *Service) deleteMaterial(ctx context.Context, keyID string) (KeyVersion, error) {
-	v, err := s.store.BeginDeleteMaterial(ctx, keyID)
+func (s *Service) deleteMaterial(ctx context.Context, keyID string, expiredBy time.Time) (KeyVersion, error) {
+	v, err := s.store.BeginDeleteMaterial(ctx, keyID, expiredBy)
 	if err != nil {
 		return v, err
 	}
@@ -501,7 +501,7 @@ func (s *Service) ExpireImports(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("key %s: %w; its expired material is deleted on the next pass", rec.KeyID, errInFlight))
 			continue
 		}
-		_, err := s.deleteMaterial(ctx, rec.KeyID)
+		_, err := s.deleteMaterial(ctx, rec.KeyID, now)
 		unlock()
 		if err != nil && !errors.Is(err, ErrStoreNotFound) {
 			errs = append(errs, fmt.Errorf("key %s: %w", rec.KeyID, err))

@@ -282,8 +282,8 @@ type pauseBeginDelete struct {
 	marked, resume chan struct{}
 }
 
-func (p *pauseBeginDelete) BeginDeleteMaterial(ctx context.Context, keyID string) (kms.KeyVersion, error) {
-	v, err := p.Store.BeginDeleteMaterial(ctx, keyID)
+func (p *pauseBeginDelete) BeginDeleteMaterial(ctx context.Context, keyID string, expiredBy time.Time) (kms.KeyVersion, error) {
+	v, err := p.Store.BeginDeleteMaterial(ctx, keyID, expiredBy)
 	if p.armed {
 		p.armed = false
 		close(p.marked)

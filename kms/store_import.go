@@ -85,8 +85,12 @@ type ImportStore interface {
 	SetImportExpiration(ctx context.Context, keyID, model string, validTo time.Time) error
 	// BeginDeleteMaterial, in one transaction: version 1 Destroying and the
 	// key PendingImport (a key PendingDeletion keeps its state), if version
-	// 1 is Active; else ErrStoreNotFound.
-	BeginDeleteMaterial(ctx context.Context, keyID string) (KeyVersion, error)
+	// 1 is Active and, when expiredBy is not zero, the material expires
+	// (KEY_MATERIAL_EXPIRES) with a ValidTo at or before expiredBy; else
+	// ErrStoreNotFound. The expiry condition is checked in the transaction:
+	// the expiry pass works from a list that a re-import (here or in
+	// another kmsd) may have made stale.
+	BeginDeleteMaterial(ctx context.Context, keyID string, expiredBy time.Time) (KeyVersion, error)
 
 	// PutWrappingKey records a wrapping key (normally WrappingCreating).
 	PutWrappingKey(ctx context.Context, w WrappingKey) error

@@ -148,9 +148,20 @@ func (s *Store) SetImportExpiration(ctx context.Context, keyID, model string, va
 }
 
 // BeginDeleteMaterial implements kms.ImportStore.
-func (s *Store) BeginDeleteMaterial(ctx context.Context, keyID string) (kms.KeyVersion, error) {
+func (s *Store) BeginDeleteMaterial(ctx context.Context, keyID string, expiredBy time.Time) (kms.KeyVersion, error) {
 	var v kms.KeyVersion
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		if !expiredBy.IsZero() {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM key_imports
+				WHERE key_id = ? AND expiration_model = 'KEY_MATERIAL_EXPIRES' AND valid_to <= ?`,
+				keyID, expiredBy.UnixMilli()).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return sql.ErrNoRows // re-imported or extended since it was listed
+			}
+		}
 		var err error
 		v, err = scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM key_versions
 			WHERE key_id = ? AND version = 1 AND state = ?`, keyID, string(kms.VersionActive)))

@@ -33,7 +33,7 @@ func TestImportAttemptsHaveTheirOwnBackingID(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	del, err := s.BeginDeleteMaterial(ctx, k.ID)
+	del, err := s.BeginDeleteMaterial(ctx, k.ID, time.Time{})
 	if err != nil || del.State != kms.VersionDestroying {
 		t.Fatalf("BeginDeleteMaterial: %+v %v", del, err)
 	}
@@ -58,4 +58,38 @@ func TestImportAttemptsHaveTheirOwnBackingID(t *testing.T) {
 	wantErr(t, "other material", s.CompleteImport(ctx, k.ID, second, []byte("other")), kms.ErrStoreConflict)
 	wantErr(t, "completion", s.CompleteImport(ctx, k.ID, second, []byte("kcv")), nil)
 	wantErr(t, "missing version", s.SetVersionStateIfID(ctx, k.ID, 2, second, kms.VersionActive, kms.VersionDestroyed), kms.ErrStoreNotFound)
+}
+
+// TestBeginDeleteMaterialOnlyIfStillExpired: the expiry pass deletes
+// material only if it is still expired when the deletion begins; a
+// re-import or an extended ValidTo since the pass listed it wins.
+func TestBeginDeleteMaterialOnlyIfStillExpired(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	k := testKey(keyID(1), "111122223333", kms.StatePendingImport)
+	k.Origin = "EXTERNAL"
+	if err := s.CreateExternalKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	id := []byte("attempt-1-000000")
+	if _, err := s.BeginImport(ctx, k.ID, id, t0, "KEY_MATERIAL_EXPIRES", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "CompleteImport", s.CompleteImport(ctx, k.ID, id, []byte("kcv")), nil)
+	now := t0.Add(2 * time.Hour)
+	if got, err := s.ImportsExpiring(ctx, now); err != nil || len(got) != 1 {
+		t.Fatalf("ImportsExpiring: %+v %v", got, err)
+	}
+	// Extended after the listing (a re-import of the same material with a
+	// later ValidTo, here or in another kmsd).
+	wantErr(t, "SetImportExpiration", s.SetImportExpiration(ctx, k.ID, "KEY_MATERIAL_EXPIRES", t0.Add(48*time.Hour)), nil)
+	_, err := s.BeginDeleteMaterial(ctx, k.ID, now)
+	wantErr(t, "BeginDeleteMaterial of extended material", err, kms.ErrStoreNotFound)
+	if v, _ := s.GetVersion(ctx, k.ID, 1); v.State != kms.VersionActive {
+		t.Fatalf("extended material is %s", v.State)
+	}
+	// Expired again by the time the deletion begins: deleted.
+	if v, err := s.BeginDeleteMaterial(ctx, k.ID, t0.Add(49*time.Hour)); err != nil || v.State != kms.VersionDestroying {
+		t.Fatalf("BeginDeleteMaterial of expired material: %+v %v", v, err)
+	}
 }
