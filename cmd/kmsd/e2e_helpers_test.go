@@ -337,8 +337,6 @@ func (r rawRequest) do(t *testing.T, addr string) rawResponse {
 	return out
 }
 
-// adminCredentials reads the access key id and secret from the bootstrap
-// credentials file.
 // adminClient returns the bootstrap admin's credentials and a KMS client
 // signed with them.
 func adminClient(t *testing.T, st *e2eState, addr string) (aws.Credentials, *awskms.Client) {
@@ -348,6 +346,8 @@ func adminClient(t *testing.T, st *e2eState, addr string) (aws.Credentials, *aws
 	return admin, staticKMSClient(addr, credentials.StaticCredentialsProvider{Value: admin})
 }
 
+// adminCredentials reads the access key id and secret from the bootstrap
+// credentials file.
 func adminCredentials(t *testing.T, path string) (id, secret string) {
 	t.Helper()
 	text, err := os.ReadFile(path)
