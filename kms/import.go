@@ -338,7 +338,14 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 	switch {
 	case errors.Is(err, ErrStoreAlreadyExists):
 		// Material is present: the same material may be imported again (to
-		// change its expiration); compare in a session object.
+		// change its expiration); compare in a session object. The new
+		// expiration applies only to the material compared: another kmsd's
+		// expiry pass or DeleteImportedKeyMaterial may delete it meanwhile,
+		// and success must not be answered for material that is gone.
+		cur, err := s.store.GetVersion(ctx, r.key.ID, 1)
+		if err != nil {
+			return nil, Internal(err)
+		}
 		kcv, err := s.device.UnwrapAESKey(ctx, w.BackingID, alg, in.EncryptedKeyMaterial, nil, "")
 		if err != nil {
 			return nil, unwrapError(err, w.Algorithm)
@@ -346,10 +353,10 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, in *ImportKeyMaterialIn
 		if !bytes.Equal(kcv, rec.CheckValue) {
 			return nil, Errorf(CodeIncorrectKeyMaterial, msgIncorrectKeyMaterial)
 		}
-		if err := s.store.SetImportExpiration(ctx, r.key.ID, model, validTo); err != nil {
-			return nil, Internal(err)
+		err = s.store.SetImportExpiration(ctx, r.key.ID, cur.BackingID, model, validTo)
+		if errors.Is(err, ErrStoreConflict) {
+			return nil, Errorf(CodeInvalidState, "%s had its key material deleted during the import. Import it again.", r.arn)
 		}
-		cur, err := s.store.GetVersion(ctx, r.key.ID, 1)
 		if err != nil {
 			return nil, Internal(err)
 		}

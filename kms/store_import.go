@@ -81,8 +81,12 @@ type ImportStore interface {
 	// changes, if a different check value is recorded or version 1 is
 	// another attempt or was settled otherwise.
 	CompleteImport(ctx context.Context, keyID string, backingID, checkValue []byte) error
-	// SetImportExpiration changes the expiration of present material.
-	SetImportExpiration(ctx context.Context, keyID, model string, validTo time.Time) error
+	// SetImportExpiration changes the expiration of present material, if
+	// version 1 is still Active with the given backing id (the material the
+	// caller compared); else ErrStoreConflict: the material was deleted (by
+	// the expiry pass or DeleteImportedKeyMaterial, here or in another
+	// kmsd) or replaced meanwhile.
+	SetImportExpiration(ctx context.Context, keyID string, backingID []byte, model string, validTo time.Time) error
 	// BeginDeleteMaterial, in one transaction: version 1 Destroying and the
 	// key PendingImport (a key PendingDeletion keeps its state), if version
 	// 1 is Active and, when expiredBy is not zero, the material expires

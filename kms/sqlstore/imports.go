@@ -139,8 +139,17 @@ func (s *Store) CompleteImport(ctx context.Context, keyID string, backingID, che
 }
 
 // SetImportExpiration implements kms.ImportStore.
-func (s *Store) SetImportExpiration(ctx context.Context, keyID, model string, validTo time.Time) error {
+func (s *Store) SetImportExpiration(ctx context.Context, keyID string, backingID []byte, model string, validTo time.Time) error {
 	return wrap("set import expiration of key "+keyID, s.writeTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM key_versions
+			WHERE key_id = ? AND version = 1 AND state = ? AND backing_id = ?`,
+			keyID, string(kms.VersionActive), backingID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: the material of key %s is no longer the one compared", kms.ErrStoreConflict, keyID)
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE key_imports SET expiration_model = ?, valid_to = ? WHERE key_id = ?`,
 			model, toMillis(validTo), keyID)
 		return oneRow(res, err)

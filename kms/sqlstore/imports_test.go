@@ -82,7 +82,8 @@ func TestBeginDeleteMaterialOnlyIfStillExpired(t *testing.T) {
 	}
 	// Extended after the listing (a re-import of the same material with a
 	// later ValidTo, here or in another kmsd).
-	wantErr(t, "SetImportExpiration", s.SetImportExpiration(ctx, k.ID, "KEY_MATERIAL_EXPIRES", t0.Add(48*time.Hour)), nil)
+	wantErr(t, "SetImportExpiration of other material", s.SetImportExpiration(ctx, k.ID, []byte("attempt-0-000000"), "KEY_MATERIAL_EXPIRES", t0.Add(48*time.Hour)), kms.ErrStoreConflict)
+	wantErr(t, "SetImportExpiration", s.SetImportExpiration(ctx, k.ID, id, "KEY_MATERIAL_EXPIRES", t0.Add(48*time.Hour)), nil)
 	_, err := s.BeginDeleteMaterial(ctx, k.ID, now)
 	wantErr(t, "BeginDeleteMaterial of extended material", err, kms.ErrStoreNotFound)
 	if v, _ := s.GetVersion(ctx, k.ID, 1); v.State != kms.VersionActive {
@@ -92,4 +93,7 @@ func TestBeginDeleteMaterialOnlyIfStillExpired(t *testing.T) {
 	if v, err := s.BeginDeleteMaterial(ctx, k.ID, t0.Add(49*time.Hour)); err != nil || v.State != kms.VersionDestroying {
 		t.Fatalf("BeginDeleteMaterial of expired material: %+v %v", v, err)
 	}
+	// A re-import that compared this material before it was deleted
+	// cannot extend it now.
+	wantErr(t, "SetImportExpiration of deleted material", s.SetImportExpiration(ctx, k.ID, id, "KEY_MATERIAL_DOES_NOT_EXPIRE", time.Time{}), kms.ErrStoreConflict)
 }
