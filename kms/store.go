@@ -181,8 +181,8 @@ type Store interface {
 
 	// ActivateVersion marks a version Active and makes it the key's current
 	// version, in one transaction, if the key's current version is still
-	// prevCurrent and the version is still Creating; otherwise
-	// ErrStoreConflict and nothing changes.
+	// prevCurrent, the key is not Deleted and the version is still Creating;
+	// otherwise ErrStoreConflict and nothing changes.
 	ActivateVersion(ctx context.Context, keyID string, version, prevCurrent int) error
 
 	// ReserveInvocations atomically adds n to the version's Reserved counter

@@ -126,15 +126,17 @@ func (s *Store) SetVersionState(ctx context.Context, keyID string, version int, 
 // activated either (ErrStoreConflict): its token object is, or may be, gone.
 func (s *Store) ActivateVersion(ctx context.Context, keyID string, version, prevCurrent int) error {
 	return wrap(versionOp("activate", keyID, version), s.writeTx(ctx, func(tx *sql.Tx) error {
+		// A Deleted key gets no new current version: its abandoned
+		// creation's leftover object is not made live under a tombstone.
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET current_version = ?
-			WHERE id = ? AND current_version = ?`, version, keyID, prevCurrent)
+			WHERE id = ? AND current_version = ? AND state <> ?`, version, keyID, prevCurrent, string(kms.StateDeleted))
 		if n, err := affected(res, err); err != nil {
 			return err
 		} else if n == 0 {
 			if err := requireKey(ctx, tx, keyID); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: current version is not %d", kms.ErrStoreConflict, prevCurrent)
+			return fmt.Errorf("%w: current version is not %d, or the key is deleted", kms.ErrStoreConflict, prevCurrent)
 		}
 
 		st, err := getVersionState(ctx, tx, keyID, version)

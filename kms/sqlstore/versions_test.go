@@ -127,6 +127,17 @@ func TestActivateVersion(t *testing.T) {
 		}
 	}
 	wantErr(t, "ActivateVersion unknown key", s.ActivateVersion(ctx, keyID(9), 1, 0), kms.ErrStoreNotFound)
+
+	// An abandoned creation's key, tombstoned while its first version is
+	// still Creating: that version does not become current.
+	mustCreate(t, s, keyID(2), acct1, kms.StateCreating)
+	if _, err := s.UpdateKey(ctx, keyID(2), func(k *kms.KeyRecord) error { k.State = kms.StateDeleted; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "ActivateVersion of a deleted key", s.ActivateVersion(ctx, keyID(2), 1, 0), kms.ErrStoreConflict)
+	if k, _ := s.GetKey(ctx, keyID(2)); k.CurrentVersion != 0 {
+		t.Fatalf("deleted key got current version %d", k.CurrentVersion)
+	}
 }
 
 func TestAllBackingIDs(t *testing.T) {
