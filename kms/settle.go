@@ -152,37 +152,40 @@ var errInFlight = errors.New("a version change of this key is in flight in this 
 // creation hung in the HSM must not stop the pass. The version is read
 // again under the lock; the list may be stale.
 func (s *Service) settleIntentNow(ctx context.Context, listed KeyVersion, rep *ReconcileReport) error {
-	unlock, ok := s.tryLockKey(listed.KeyID)
+	v, unlock, ok, err := s.relist(ctx, listed)
 	if !ok {
-		return errInFlight
-	}
-	defer unlock()
-	v, err := s.store.GetVersion(ctx, listed.KeyID, listed.Version)
-	if err != nil {
 		return err
 	}
-	if v.State != VersionCreating || !bytes.Equal(v.BackingID, listed.BackingID) {
-		return nil // settled since it was listed
-	}
+	defer unlock()
 	return s.settleIntent(ctx, v, func(v KeyVersion) (bool, error) {
 		return s.device.HasObject(ctx, v.BackingID)
 	}, rep)
 }
 
+// relist takes the listed version's key lock without waiting (errInFlight
+// when it is held) and reads the version again: ok is false, with the lock
+// released, when it was settled since it was listed (another state or
+// backing id).
+func (s *Service) relist(ctx context.Context, listed KeyVersion) (v KeyVersion, unlock func(), ok bool, err error) {
+	unlock, locked := s.tryLockKey(listed.KeyID)
+	if !locked {
+		return KeyVersion{}, nil, false, errInFlight
+	}
+	v, err = s.store.GetVersion(ctx, listed.KeyID, listed.Version)
+	if err != nil || v.State != listed.State || !bytes.Equal(v.BackingID, listed.BackingID) {
+		unlock()
+		return v, nil, false, err
+	}
+	return v, unlock, true, nil
+}
+
 // tombstoneDestroyingNow is settleIntentNow for a version in Destroying.
 func (s *Service) tombstoneDestroyingNow(ctx context.Context, listed KeyVersion, rep *ReconcileReport) error {
-	unlock, ok := s.tryLockKey(listed.KeyID)
+	v, unlock, ok, err := s.relist(ctx, listed)
 	if !ok {
-		return errInFlight
-	}
-	defer unlock()
-	v, err := s.store.GetVersion(ctx, listed.KeyID, listed.Version)
-	if err != nil {
 		return err
 	}
-	if v.State != VersionDestroying || !bytes.Equal(v.BackingID, listed.BackingID) {
-		return nil
-	}
+	defer unlock()
 	done, err := s.tombstoneDestroying(ctx, v)
 	if done {
 		rep.CompletedDestroys++
