@@ -393,14 +393,7 @@ func TestSettleRereadsListedVersion(t *testing.T) {
 		md, _ := dueKey(t, e)
 		cutScheduledRotation(t, e, "object")
 		e.clock.Advance(kms.CreateIntentGrace)
-		passed := make(chan kms.ReconcileReport, 1)
-		go func() {
-			rep, err := e.svc.SettleUnfinished(e.ctx)
-			if err != nil {
-				t.Error(err)
-			}
-			passed <- rep
-		}()
+		passed := settleInBackground(t, e)
 		<-pause.listed
 		// Committed elsewhere after the listing.
 		if err := e.store.ActivateVersion(t.Context(), md.KeyId, 2, 1); err != nil {
@@ -432,14 +425,7 @@ func TestSettleRereadsListedVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		passed := make(chan kms.ReconcileReport, 1)
-		go func() {
-			rep, err := e.svc.SettleUnfinished(e.ctx)
-			if err != nil {
-				t.Error(err)
-			}
-			passed <- rep
-		}()
+		passed := settleInBackground(t, e)
 		<-pause.listed
 		// Finished elsewhere after the listing.
 		if err := e.store.SetVersionStateIfID(t.Context(), md.KeyId, 2, v2.BackingID, kms.VersionDestroying, kms.VersionDestroyed); err != nil {
@@ -533,4 +519,18 @@ func TestSettleStopsWhenHSMGoesAway(t *testing.T) {
 	}
 	dev.down.Store(false)
 	wantReport(t, settle(t, e), kms.ReconcileReport{AbandonedCreates: 2, RescheduledRotations: 2})
+}
+
+// settleInBackground runs one settlement pass in a goroutine and delivers
+// its report (an error fails the test).
+func settleInBackground(t *testing.T, e *env) <-chan kms.ReconcileReport {
+	passed := make(chan kms.ReconcileReport, 1)
+	go func() {
+		rep, err := e.svc.SettleUnfinished(e.ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		passed <- rep
+	}()
+	return passed
 }

@@ -14,11 +14,7 @@ import (
 func TestImportAttemptsHaveTheirOwnBackingID(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	k := testKey(keyID(1), "111122223333", kms.StatePendingImport)
-	k.Origin = "EXTERNAL"
-	if err := s.CreateExternalKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	k := externalKey(t, s)
 	first := []byte("attempt-1-000000")
 	v, err := s.BeginImport(ctx, k.ID, first, t0, "KEY_MATERIAL_DOES_NOT_EXPIRE", time.Time{})
 	if err != nil || !bytes.Equal(v.BackingID, first) || !v.CreatedAt.Equal(ms(t0)) || v.State != kms.VersionCreating {
@@ -66,11 +62,7 @@ func TestImportAttemptsHaveTheirOwnBackingID(t *testing.T) {
 func TestBeginDeleteMaterialOnlyIfStillExpired(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	k := testKey(keyID(1), "111122223333", kms.StatePendingImport)
-	k.Origin = "EXTERNAL"
-	if err := s.CreateExternalKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	k := externalKey(t, s)
 	id := []byte("attempt-1-000000")
 	if _, err := s.BeginImport(ctx, k.ID, id, t0, "KEY_MATERIAL_EXPIRES", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -96,4 +88,15 @@ func TestBeginDeleteMaterialOnlyIfStillExpired(t *testing.T) {
 	// A re-import that compared this material before it was deleted
 	// cannot extend it now.
 	wantErr(t, "SetImportExpiration of deleted material", s.SetImportExpiration(ctx, k.ID, id, "KEY_MATERIAL_DOES_NOT_EXPIRE", time.Time{}), kms.ErrStoreConflict)
+}
+
+// externalKey stores an EXTERNAL key awaiting its material.
+func externalKey(t *testing.T, s *Store) kms.KeyRecord {
+	t.Helper()
+	k := testKey(keyID(1), "111122223333", kms.StatePendingImport)
+	k.Origin = "EXTERNAL"
+	if err := s.CreateExternalKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
