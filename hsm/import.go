@@ -316,7 +316,7 @@ func ulongs(vs ...uint) []byte {
 // not be given to C_UnwrapKey (SoftHSM: CKR_ATTRIBUTE_READ_ONLY); it is read
 // back afterwards where the token reports it (SoftHSM 2.6.1 reports 0 for an
 // unwrapped key, so there the RSA-AES forms check the RFC 5649 blob length,
-// and plain OAEP relies on the length the customer wrapped).
+// and plain OAEP measures a session copy: unwrappedLength).
 func unwrapTemplate(id []byte, label string, kek bool) []*pkcs11.Attribute {
 	t := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
@@ -411,10 +411,25 @@ func (d *PKCS11) UnwrapAESKey(ctx context.Context, wrappingID []byte, alg WrapAl
 		if err != nil {
 			return callError("C_GetAttributeValue", err)
 		}
-		if n := ulong(attrs[0].Value); n != 32 && n != 0 {
+		n := ulong(attrs[0].Value)
+		reported := n != 0
+		if !reported && !alg.TwoStep() {
+			// The token does not say (SoftHSM 2.6.1), and plain OAEP
+			// carries no length of its own: measure a session copy.
+			if n, err = d.unwrappedLength(s, wk, alg, wrapped); err != nil {
+				return err
+			}
+		}
+		if n != 32 && n != 0 {
 			return fmt.Errorf("%w: the key material is %d bytes, not 32", ErrUnwrapFailed, n)
 		}
 		if kcv, err = d.cmac(s, key); err != nil {
+			if !reported && isCKR(err, pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_KEY_TYPE_INCONSISTENT) {
+				// The measurements above round up to 8 bytes (RFC 3394
+				// and 5649 alike), so 25 to 31 bytes pass them; no AES
+				// key has such a length, and the token refuses to use it.
+				return fmt.Errorf("%w: the key material is not a 256-bit AES key: %w", ErrUnwrapFailed, err)
+			}
 			return err
 		}
 		keep = id != nil
@@ -458,6 +473,65 @@ func (d *PKCS11) unwrap(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, alg Wrap
 	defer func() { _ = d.mod.ctx.DestroyObject(s, kek) }()
 	h, err := d.mod.ctx.UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, kek, wrapped[k:], tmpl)
 	return h, unwrapError(err)
+}
+
+// unwrappedLength measures the length of the key that wrapped (plain
+// RSA-OAEP) holds, for tokens that report CKA_VALUE_LEN 0 for an unwrapped
+// key: without it a 128-bit key would be imported as a 256-bit one. It
+// unwraps a session copy that may be wrapped, wraps that under a throwaway
+// session key with RFC 3394 AES key wrap (the output is 8 bytes longer than
+// the key rounded up to 8 bytes; SoftHSM pads rather than refusing other
+// lengths, so the result is exact for AES key lengths) and destroys both. The
+// material never leaves the token unencrypted, the wrapped copy is
+// discarded, and its key-encryption key dies with the session objects;
+// the imported token object itself is never extractable.
+func (d *PKCS11) unwrappedLength(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, alg WrapAlgorithm, wrapped []byte) (uint, error) {
+	copyTmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+	}
+	cp, err := d.mod.ctx.UnwrapKey(s, oaepMechanism(alg.sha256()), wk, wrapped, copyTmpl)
+	if err != nil {
+		return 0, unwrapError(err)
+	}
+	defer func() { _ = d.mod.ctx.DestroyObject(s, cp) }()
+	kek, err := d.mod.ctx.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+	})
+	if err != nil {
+		return 0, callError("C_GenerateKey (length check)", err)
+	}
+	defer func() { _ = d.mod.ctx.DestroyObject(s, kek) }()
+	out, err := d.mod.ctx.WrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP, nil)}, kek, cp)
+	switch {
+	case isCKR(err, pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_DATA_LEN_RANGE):
+		// Tokens that refuse lengths other than multiples of 8 bytes:
+		// certainly not a 256-bit key.
+		return 0, fmt.Errorf("%w: the key material is not 32 bytes: %w", ErrUnwrapFailed, callError("C_WrapKey", err))
+	case err != nil:
+		return 0, callError("C_WrapKey (length check)", err)
+	}
+	return uint(len(out) - 8), nil
 }
 
 func unwrapError(err error) error {

@@ -116,12 +116,21 @@ func runImportConformance(t *testing.T, dev hsm.Device, wantSHA256 bool) {
 			if _, err := dev.UnwrapAESKey(ctx, wid, alg, randBytes(t, len(wrapped)), randBytes(t, hsm.BackingIDSize), "x"); !errors.Is(err, hsm.ErrUnwrapFailed) {
 				t.Fatalf("garbage: err = %v, want ErrUnwrapFailed", err)
 			}
-			short := wrapForImport(t, spki, alg, randBytes(t, 16))
-			if !wantSHA256 && !alg.TwoStep() {
-				return // SoftHSM does not report the length of an OAEP-unwrapped key
-			}
-			if _, err := dev.UnwrapAESKey(ctx, wid, alg, short, randBytes(t, hsm.BackingIDSize), "x"); !errors.Is(err, hsm.ErrUnwrapFailed) {
-				t.Fatalf("128-bit key: err = %v, want ErrUnwrapFailed", err)
+			// Nor does key material of any length but 32 bytes, also where
+			// the token does not report the length of an unwrapped key
+			// (SoftHSM), and nothing is left behind.
+			for _, n := range []int{16, 24, 31, 33, 48} {
+				short := wrapForImport(t, spki, alg, randBytes(t, n))
+				before, _ := dev.ObjectIDs(ctx)
+				if _, err := dev.UnwrapAESKey(ctx, wid, alg, short, randBytes(t, hsm.BackingIDSize), "x"); !errors.Is(err, hsm.ErrUnwrapFailed) {
+					t.Fatalf("%d-byte key: err = %v, want ErrUnwrapFailed", n, err)
+				}
+				if _, err := dev.UnwrapAESKey(ctx, wid, alg, short, nil, ""); !errors.Is(err, hsm.ErrUnwrapFailed) {
+					t.Fatalf("%d-byte key, session unwrap: err = %v, want ErrUnwrapFailed", n, err)
+				}
+				if after, _ := dev.ObjectIDs(ctx); len(after) != len(before) {
+					t.Fatalf("%d-byte key left a token object: %d -> %d", n, len(before), len(after))
+				}
 			}
 		})
 	}

@@ -117,9 +117,26 @@ func TestE2EImportKeyMaterial(t *testing.T) {
 	for _, alg := range []types.AlgorithmSpec{types.AlgorithmSpecRsaesOaepSha1, types.AlgorithmSpecRsaAesKeyWrapSha1} {
 		t.Run(string(alg), func(t *testing.T) {
 			keyID := newExternal()
+			// A 128-bit key is refused, also where the token does not
+			// report the length of what it unwrapped (SoftHSM, plain
+			// OAEP), and the key stays waiting for its material.
+			short := make([]byte, 16)
+			rand.Read(short)
+			p := params(keyID, alg)
+			_, err := c.ImportKeyMaterial(ctx, &awskms.ImportKeyMaterialInput{
+				KeyId: aws.String(keyID), ImportToken: p.ImportToken,
+				EncryptedKeyMaterial: wrapKeyMaterial(t, p.PublicKey, alg, short),
+				ExpirationModel:      types.ExpirationModelTypeKeyMaterialDoesNotExpire,
+			})
+			expectErr[*types.InvalidCiphertextException](t, err, "InvalidCiphertextException",
+				"The encrypted key material could not be unwrapped with the wrapping key and algorithm of the import token, or it is not a 256-bit key.")
+			if desc, _ := c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(keyID)}); desc.KeyMetadata.KeyState != types.KeyStatePendingImport {
+				t.Fatalf("after a 128-bit import: %s", desc.KeyMetadata.KeyState)
+			}
+
 			material := make([]byte, 32)
 			rand.Read(material)
-			p := params(keyID, alg)
+			p = params(keyID, alg)
 			imp, err := c.ImportKeyMaterial(ctx, &awskms.ImportKeyMaterialInput{
 				KeyId: aws.String(keyID), ImportToken: p.ImportToken,
 				EncryptedKeyMaterial: wrapKeyMaterial(t, p.PublicKey, alg, material),
