@@ -75,3 +75,16 @@ func SetMissRecheckInterval(d time.Duration) (restore func()) {
 	old := missRecheck.Swap(int64(d))
 	return func() { missRecheck.Store(old) }
 }
+
+// SessionObjects counts the session (not token) objects this process can
+// see: the import length check's extractable copy and throwaway key must
+// not outlive it.
+func (d *PKCS11) SessionObjects(ctx context.Context) (int, error) {
+	var n int
+	err := d.run(ctx, func(s pkcs11.SessionHandle) error {
+		hs, err := d.findObjects(ctx, s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
+		n = len(hs)
+		return err
+	})
+	return n, err
+}

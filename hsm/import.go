@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -114,7 +115,13 @@ type wrapCaps struct {
 	once       sync.Once
 	err        error
 	oaep, kwp  bool
+	oaepSHA1   bool
 	oaepSHA256 bool
+	// cmac: the token computes AES-CMAC with a 256-bit key, which every
+	// import needs for its check value. oaepLength: the token reports the
+	// length of an OAEP-unwrapped key, or lets it be measured
+	// (measureUnwrapped), which plain RSAES_OAEP imports need.
+	cmac, oaepLength bool
 }
 
 // GenerateWrappingKey implements ImportDevice.
@@ -196,10 +203,12 @@ func (d *PKCS11) rsaPublic(s pkcs11.SessionHandle, h pkcs11.ObjectHandle) (*rsa.
 }
 
 // SupportsWrapAlgorithm implements ImportDevice. The mechanism list says
-// whether RSA-OAEP and AES-KWP exist; whether OAEP takes SHA-256 is only
-// learnt by trying (SoftHSM2 2.6.1 lists CKM_RSA_PKCS_OAEP but refuses any
-// hash but SHA-1 with CKR_ARGUMENTS_BAD), with a throwaway session key pair
-// and a throwaway random value, once per device.
+// whether RSA-OAEP and AES-KWP exist; the rest is only learnt by trying,
+// with a throwaway session key pair and a throwaway random value, once per
+// device: whether OAEP takes SHA-1 and SHA-256 (SoftHSM2 2.6.1 lists
+// CKM_RSA_PKCS_OAEP but refuses any hash but SHA-1 with CKR_ARGUMENTS_BAD),
+// whether the token computes the AES-CMAC check value, and whether the
+// length of an OAEP-unwrapped key can be known (probeOAEPKey).
 func (d *PKCS11) SupportsWrapAlgorithm(ctx context.Context, alg WrapAlgorithm) (bool, error) {
 	c, _ := wrapCapabilities.LoadOrStore(d, &wrapCaps{})
 	caps := c.(*wrapCaps)
@@ -209,9 +218,14 @@ func (d *PKCS11) SupportsWrapAlgorithm(ctx context.Context, alg WrapAlgorithm) (
 		wrapCapabilities.CompareAndDelete(d, caps)
 		return false, caps.err
 	}
-	ok := caps.oaep
+	ok := caps.oaep && caps.cmac
+	if !alg.TwoStep() {
+		ok = ok && caps.oaepLength
+	}
 	if alg.sha256() {
 		ok = ok && caps.oaepSHA256
+	} else {
+		ok = ok && caps.oaepSHA1
 	}
 	if alg.TwoStep() {
 		ok = ok && caps.kwp
@@ -260,6 +274,9 @@ func (d *PKCS11) probeWrap(ctx context.Context, caps *wrapCaps) error {
 		if _, err := rand.Read(probe); err != nil {
 			return err
 		}
+		if err := d.probeOAEPKey(s, priv, key, probe, caps); err != nil {
+			return err
+		}
 		wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, key, probe, nil)
 		if err != nil {
 			return err
@@ -276,6 +293,73 @@ func (d *PKCS11) probeWrap(ctx context.Context, caps *wrapCaps) error {
 		}
 		return nil
 	})
+}
+
+// probeOAEPKey unwraps probe (a throwaway 256-bit value) with RSA-OAEP
+// under priv, SHA-1 or else SHA-256, and learns what imports rely on: that
+// the token unwraps with OAEP SHA-1 at all (tokens in a FIPS mode may
+// not), that it computes the AES-CMAC check value, and that it reports, or
+// lets kmsd measure, the length of what it unwrapped. Without the CMAC no
+// import can work; without the length a plain RSAES_OAEP import could not
+// tell a 128-bit key from a 256-bit one. What is missing is logged and the
+// algorithms that need it are refused (UnsupportedOperationException)
+// rather than failing each import with an internal error, or blaming the
+// customer's material.
+func (d *PKCS11) probeOAEPKey(s pkcs11.SessionHandle, priv pkcs11.ObjectHandle, pub *rsa.PublicKey, probe []byte, caps *wrapCaps) error {
+	for _, useSHA256 := range []bool{false, true} {
+		h := sha1.New()
+		if useSHA256 {
+			h = sha256.New()
+		}
+		wrapped, err := rsa.EncryptOAEP(h, rand.Reader, pub, probe, nil)
+		if err != nil {
+			return err
+		}
+		key, err := d.mod.ctx.UnwrapKey(s, oaepMechanism(useSHA256), priv, wrapped, unwrapTemplate(nil, "", false))
+		switch {
+		case err == nil:
+		case isUnsupportedMechanism(err):
+			continue // SHA-256 is probed again, and reported, by probeWrap
+		default:
+			return callError("C_UnwrapKey (OAEP probe)", err)
+		}
+		defer func() { _ = d.mod.ctx.DestroyObject(s, key) }()
+		caps.oaepSHA1 = !useSHA256
+		return d.probeUnwrapped(s, priv, key, oaepMechanism(useSHA256), wrapped, caps)
+	}
+	d.log.Info("hsm: the token unwraps with neither RSA-OAEP SHA-1 nor SHA-256; key material imports are refused")
+	return nil
+}
+
+// probeUnwrapped is probeOAEPKey's look at key, unwrapped from wrapped.
+func (d *PKCS11) probeUnwrapped(s pkcs11.SessionHandle, priv, key pkcs11.ObjectHandle, mech []*pkcs11.Mechanism, wrapped []byte, caps *wrapCaps) error {
+	switch _, err := d.cmac(s, key); {
+	case err == nil:
+		caps.cmac = true
+	case isUnsupportedMechanism(err):
+		d.log.Info("hsm: the token cannot compute AES-CMAC with an imported key; key material imports are refused", "err", err)
+	default:
+		return err
+	}
+	attrs, err := d.mod.ctx.GetAttributeValue(s, key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)})
+	if err != nil {
+		return callError("C_GetAttributeValue (probe)", err)
+	}
+	if n := ulong(attrs[0].Value); n != 0 {
+		caps.oaepLength = n == 32
+		return nil
+	}
+	n, err := d.measureUnwrapped(s, priv, mech, wrapped)
+	switch {
+	case err == nil && n == 32:
+		caps.oaepLength = true
+	case err == nil || isUnsupportedMechanism(err) || isCKR(err, pkcs11.CKR_KEY_NOT_WRAPPABLE, pkcs11.CKR_TEMPLATE_INCONSISTENT, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID):
+		d.log.Info("hsm: the token neither reports nor lets kmsd measure the length of an RSA-OAEP-unwrapped key; RSAES_OAEP imports are refused (RSA_AES_KEY_WRAP ones carry their length)",
+			"measured", n, "err", err)
+	default:
+		return err
+	}
+	return nil
 }
 
 func isUnsupportedMechanism(err error) bool {
@@ -415,19 +499,22 @@ func (d *PKCS11) UnwrapAESKey(ctx context.Context, wrappingID []byte, alg WrapAl
 		reported := n != 0
 		if !reported && !alg.TwoStep() {
 			// The token does not say (SoftHSM 2.6.1), and plain OAEP
-			// carries no length of its own: measure a session copy.
-			if n, err = d.unwrappedLength(s, wk, alg, wrapped); err != nil {
+			// carries no length of its own: measure a copy. (The
+			// RSA-AES forms checked the RFC 5649 blob's length.)
+			if n, err = d.unwrappedLength(ctx, wk, alg, wrapped); err != nil {
 				return err
 			}
 		}
-		if n != 32 && n != 0 {
+		if n != 32 && (reported || !alg.TwoStep()) {
 			return fmt.Errorf("%w: the key material is %d bytes, not 32", ErrUnwrapFailed, n)
 		}
 		if kcv, err = d.cmac(s, key); err != nil {
 			if !reported && isCKR(err, pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_KEY_TYPE_INCONSISTENT) {
-				// The measurements above round up to 8 bytes (RFC 3394
-				// and 5649 alike), so 25 to 31 bytes pass them; no AES
-				// key has such a length, and the token refuses to use it.
+				// The length checks above round up to 8 bytes (RFC
+				// 3394 and 5649 alike), so 25 to 31 bytes pass them; no
+				// AES key has such a length, and the token refuses to use
+				// it. The capability probe CMACed a valid 256-bit key on
+				// this token, so the refusal is the material's.
 				return fmt.Errorf("%w: the key material is not a 256-bit AES key: %w", ErrUnwrapFailed, err)
 			}
 			return err
@@ -478,15 +565,36 @@ func (d *PKCS11) unwrap(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, alg Wrap
 // unwrappedLength measures the length of the key that wrapped (plain
 // RSA-OAEP) holds, for tokens that report CKA_VALUE_LEN 0 for an unwrapped
 // key: without it a 128-bit key would be imported as a 256-bit one. It
-// unwraps a session copy that may be wrapped, wraps that under a throwaway
-// session key with RFC 3394 AES key wrap (the output is 8 bytes longer than
-// the key rounded up to 8 bytes; SoftHSM pads rather than refusing other
-// lengths, so the result is exact for AES key lengths) and destroys both. The
+// unwraps a copy that may be wrapped, wraps that under a throwaway key
+// with RFC 3394 AES key wrap (the output is 8 bytes longer than the key
+// rounded up to 8 bytes; SoftHSM pads rather than refusing other lengths,
+// so the result is exact for AES key lengths) and throws both away. The
 // material never leaves the token unencrypted, the wrapped copy is
-// discarded, and its key-encryption key dies with the session objects;
-// the imported token object itself is never extractable.
-func (d *PKCS11) unwrappedLength(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, alg WrapAlgorithm, wrapped []byte) (uint, error) {
-	copyTmpl := []*pkcs11.Attribute{
+// discarded, and the imported token object itself is never extractable.
+//
+// Both objects live in a session of their own, closed at the end: closing
+// a session destroys its objects, so the extractable copy cannot outlive
+// the call even if C_DestroyObject fails, as it could in a pooled session.
+// The same bytes have just unwrapped in the caller's session, so a failure
+// to unwrap them again, or to wrap a copy, is the token's (its
+// capabilities were probed with a 256-bit key: probeWrap), unless the
+// token refuses the length itself.
+func (d *PKCS11) unwrappedLength(ctx context.Context, wk pkcs11.ObjectHandle, alg WrapAlgorithm, wrapped []byte) (uint, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s, err := d.openSession()
+	if err != nil {
+		return 0, err
+	}
+	defer d.closeSession(s)
+	return d.measureUnwrapped(s, wk, oaepMechanism(alg.sha256()), wrapped)
+}
+
+// measureUnwrapped is unwrappedLength inside session s; probeWrap runs it
+// on a throwaway value to learn whether the token can do it.
+func (d *PKCS11) measureUnwrapped(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, mech []*pkcs11.Mechanism, wrapped []byte) (uint, error) {
+	cp, err := d.mod.ctx.UnwrapKey(s, mech, wk, wrapped, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
@@ -500,10 +608,9 @@ func (d *PKCS11) unwrappedLength(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle,
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
-	}
-	cp, err := d.mod.ctx.UnwrapKey(s, oaepMechanism(alg.sha256()), wk, wrapped, copyTmpl)
+	})
 	if err != nil {
-		return 0, unwrapError(err)
+		return 0, callError("C_UnwrapKey (length check copy)", err)
 	}
 	defer func() { _ = d.mod.ctx.DestroyObject(s, cp) }()
 	kek, err := d.mod.ctx.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
@@ -524,12 +631,14 @@ func (d *PKCS11) unwrappedLength(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle,
 	defer func() { _ = d.mod.ctx.DestroyObject(s, kek) }()
 	out, err := d.mod.ctx.WrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP, nil)}, kek, cp)
 	switch {
-	case isCKR(err, pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_DATA_LEN_RANGE):
-		// Tokens that refuse lengths other than multiples of 8 bytes:
-		// certainly not a 256-bit key.
+	case isCKR(err, pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_KEY_NOT_WRAPPABLE):
+		// A length RFC 3394 has no output for (an empty key, or not a
+		// multiple of 8 bytes on stricter tokens): not a 256-bit key.
 		return 0, fmt.Errorf("%w: the key material is not 32 bytes: %w", ErrUnwrapFailed, callError("C_WrapKey", err))
 	case err != nil:
 		return 0, callError("C_WrapKey (length check)", err)
+	case len(out) < 8:
+		return 0, nil
 	}
 	return uint(len(out) - 8), nil
 }

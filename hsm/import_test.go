@@ -119,18 +119,53 @@ func runImportConformance(t *testing.T, dev hsm.Device, wantSHA256 bool) {
 			// Nor does key material of any length but 32 bytes, also where
 			// the token does not report the length of an unwrapped key
 			// (SoftHSM), and nothing is left behind.
-			for _, n := range []int{16, 24, 31, 33, 48} {
+			sessionObjects := func() int {
+				t.Helper()
+				p, ok := dev.(*hsm.PKCS11)
+				if !ok {
+					return 0
+				}
+				n, err := p.SessionObjects(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			tokenObjects := func() int {
+				t.Helper()
+				ids, err := dev.ObjectIDs(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(ids)
+			}
+			lengths := []int{0, 1, 8, 16, 24, 31, 33, 48}
+			if alg.TwoStep() {
+				lengths = lengths[1:] // RFC 5649 wraps at least one byte
+			}
+			for _, n := range lengths {
 				short := wrapForImport(t, spki, alg, randBytes(t, n))
-				before, _ := dev.ObjectIDs(ctx)
+				tokenBefore, sessionBefore := tokenObjects(), sessionObjects()
 				if _, err := dev.UnwrapAESKey(ctx, wid, alg, short, randBytes(t, hsm.BackingIDSize), "x"); !errors.Is(err, hsm.ErrUnwrapFailed) {
 					t.Fatalf("%d-byte key: err = %v, want ErrUnwrapFailed", n, err)
 				}
 				if _, err := dev.UnwrapAESKey(ctx, wid, alg, short, nil, ""); !errors.Is(err, hsm.ErrUnwrapFailed) {
 					t.Fatalf("%d-byte key, session unwrap: err = %v, want ErrUnwrapFailed", n, err)
 				}
-				if after, _ := dev.ObjectIDs(ctx); len(after) != len(before) {
-					t.Fatalf("%d-byte key left a token object: %d -> %d", n, len(before), len(after))
+				if after := tokenObjects(); after != tokenBefore {
+					t.Fatalf("%d-byte key left a token object: %d -> %d", n, tokenBefore, after)
 				}
+				if after := sessionObjects(); after != sessionBefore {
+					t.Fatalf("%d-byte key left a session object (the length check's copy or key): %d -> %d", n, sessionBefore, after)
+				}
+			}
+			// Nor does a successful import leave a session object behind.
+			sessionBefore := sessionObjects()
+			if _, err := dev.UnwrapAESKey(ctx, wid, alg, wrapForImport(t, spki, alg, randBytes(t, 32)), randBytes(t, hsm.BackingIDSize), "y"); err != nil {
+				t.Fatal(err)
+			}
+			if after := sessionObjects(); after != sessionBefore {
+				t.Fatalf("an import left a session object: %d -> %d", sessionBefore, after)
 			}
 		})
 	}

@@ -130,8 +130,8 @@ func TestE2EImportKeyMaterial(t *testing.T) {
 			})
 			expectErr[*types.InvalidCiphertextException](t, err, "InvalidCiphertextException",
 				"The encrypted key material could not be unwrapped with the wrapping key and algorithm of the import token, or it is not a 256-bit key.")
-			if desc, _ := c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(keyID)}); desc.KeyMetadata.KeyState != types.KeyStatePendingImport {
-				t.Fatalf("after a 128-bit import: %s", desc.KeyMetadata.KeyState)
+			if desc, err := c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(keyID)}); err != nil || desc.KeyMetadata.KeyState != types.KeyStatePendingImport {
+				t.Fatalf("after a 128-bit import: %+v, %v", desc, err)
 			}
 
 			material := make([]byte, 32)

@@ -62,6 +62,10 @@ func ModulePath() (string, error) {
 
 const dirPrefix = "hsmkms-softhsm-"
 
+// ExtraConfigEnv names an environment variable whose value is appended to
+// the generated softhsm2.conf (lines ending in a newline).
+const ExtraConfigEnv = "SOFTHSMTEST_EXTRA_CONFIG"
+
 var setup struct {
 	once   sync.Once
 	module string
@@ -107,7 +111,11 @@ func configure() (string, error) {
 	text := "directories.tokendir = " + tokens + "\n" +
 		"objectstore.backend = file\n" +
 		"log.level = ERROR\n" +
-		"slots.removable = false\n"
+		"slots.removable = false\n" +
+		// A test that needs a token configured otherwise (without some
+		// mechanisms, say) runs itself again in a child process with
+		// this set: the module reads its configuration once per process.
+		os.Getenv(ExtraConfigEnv)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return "", fmt.Errorf("softhsmtest: %w", err)
 	}
