@@ -88,3 +88,7 @@ func (d *PKCS11) SessionObjects(ctx context.Context) (int, error) {
 	})
 	return n, err
 }
+
+// LengthCheckSessions is the number of sessions the import length check
+// has open: it must close every one.
+func LengthCheckSessions() int64 { return lengthCheckSessions.Load() }

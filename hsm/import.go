@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -106,6 +108,10 @@ type ImportDevice interface {
 }
 
 var _ ImportDevice = (*PKCS11)(nil)
+
+// probeTimeout bounds the capability probe (an RSA key pair generation and
+// a few unwraps).
+const probeTimeout = time.Minute
 
 // wrapCapabilities caches, per device, what the token can unwrap. Kept
 // outside the PKCS11 struct so that this feature lives in its own file.
@@ -212,7 +218,13 @@ func (d *PKCS11) rsaPublic(s pkcs11.SessionHandle, h pkcs11.ObjectHandle) (*rsa.
 func (d *PKCS11) SupportsWrapAlgorithm(ctx context.Context, alg WrapAlgorithm) (bool, error) {
 	c, _ := wrapCapabilities.LoadOrStore(d, &wrapCaps{})
 	caps := c.(*wrapCaps)
-	caps.once.Do(func() { caps.err = d.probeWrap(ctx, caps) })
+	caps.once.Do(func() {
+		// Detached: concurrent callers wait on this one probe, and one
+		// client hanging up must not fail the others' requests.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		caps.err = d.probeWrap(pctx, caps)
+	})
 	if caps.err != nil {
 		// Probe again next time: the failure may have been transient.
 		wrapCapabilities.CompareAndDelete(d, caps)
@@ -318,10 +330,13 @@ func (d *PKCS11) probeOAEPKey(s pkcs11.SessionHandle, priv pkcs11.ObjectHandle, 
 		key, err := d.mod.ctx.UnwrapKey(s, oaepMechanism(useSHA256), priv, wrapped, unwrapTemplate(nil, "", false))
 		switch {
 		case err == nil:
-		case isUnsupportedMechanism(err):
-			continue // SHA-256 is probed again, and reported, by probeWrap
-		default:
+		case transientProbeError(err):
 			return callError("C_UnwrapKey (OAEP probe)", err)
+		default:
+			// Unsupported, or refused for this template (a token's
+			// policy): an import would be refused the same way.
+			d.log.Info("hsm: the token refuses an RSA-OAEP unwrap of an AES key", "sha256", useSHA256, "err", err)
+			continue // SHA-256 is probed again, and reported, by probeWrap
 		}
 		defer func() { _ = d.mod.ctx.DestroyObject(s, key) }()
 		caps.oaepSHA1 = !useSHA256
@@ -336,10 +351,10 @@ func (d *PKCS11) probeUnwrapped(s pkcs11.SessionHandle, priv, key pkcs11.ObjectH
 	switch _, err := d.cmac(s, key); {
 	case err == nil:
 		caps.cmac = true
-	case isUnsupportedMechanism(err):
-		d.log.Info("hsm: the token cannot compute AES-CMAC with an imported key; key material imports are refused", "err", err)
-	default:
+	case transientProbeError(err):
 		return err
+	default:
+		d.log.Info("hsm: the token cannot compute AES-CMAC with an imported key; key material imports are refused", "err", err)
 	}
 	attrs, err := d.mod.ctx.GetAttributeValue(s, key, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)})
 	if err != nil {
@@ -353,13 +368,25 @@ func (d *PKCS11) probeUnwrapped(s pkcs11.SessionHandle, priv, key pkcs11.ObjectH
 	switch {
 	case err == nil && n == 32:
 		caps.oaepLength = true
-	case err == nil || isUnsupportedMechanism(err) || isCKR(err, pkcs11.CKR_KEY_NOT_WRAPPABLE, pkcs11.CKR_TEMPLATE_INCONSISTENT, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID):
+	case err != nil && transientProbeError(err):
+		return err
+	default:
 		d.log.Info("hsm: the token neither reports nor lets kmsd measure the length of an RSA-OAEP-unwrapped key; RSAES_OAEP imports are refused (RSA_AES_KEY_WRAP ones carry their length)",
 			"measured", n, "err", err)
-	default:
-		return err
 	}
 	return nil
+}
+
+// transientProbeError reports the probe failures worth probing again for:
+// the session or the device failing, or the probe's time running out. Any
+// other refusal is the token's answer (a missing mechanism, a policy that
+// forbids an attribute), which the next probe would get too: the
+// capability is recorded as missing instead, so that the algorithms that do
+// not need it still work and the probe, an RSA key generation, is not
+// repeated on every import.
+func transientProbeError(err error) bool {
+	return isSessionFault(err) || isStaleHandle(err) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrClosed)
 }
 
 func isUnsupportedMechanism(err error) bool {
@@ -579,16 +606,42 @@ func (d *PKCS11) unwrap(s pkcs11.SessionHandle, wk pkcs11.ObjectHandle, alg Wrap
 // to unwrap them again, or to wrap a copy, is the token's (its
 // capabilities were probed with a 256-bit key: probeWrap), unless the
 // token refuses the length itself.
+//
+// The session is one more than the pool holds, for the length of the
+// check; on a token with a tight session limit an import can fail with
+// CKR_SESSION_COUNT (an internal error, retried by the SDKs). Its faults
+// are reported without their PKCS#11 code, so that run does not take them
+// for faults of the pooled session it lent (and discard a healthy one);
+// and a session the token says is gone is not closed, since its handle
+// number may already name another session.
 func (d *PKCS11) unwrappedLength(ctx context.Context, wk pkcs11.ObjectHandle, alg WrapAlgorithm, wrapped []byte) (uint, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	s, err := d.openSession()
+	s, err := d.mod.ctx.OpenSession(uint(d.slot.Load()), pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("hsm: C_OpenSession (length check): %v", err)
 	}
-	defer d.closeSession(s)
-	return d.measureUnwrapped(s, wk, oaepMechanism(alg.sha256()), wrapped)
+	lengthCheckSessions.Add(1)
+	n, err := d.measureUnwrapped(s, wk, oaepMechanism(alg.sha256()), wrapped)
+	if isCKR(err, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED) {
+		lengthCheckSessions.Add(-1) // gone already
+	} else {
+		d.closeLengthCheckSession(s)
+	}
+	if isSessionFault(err) {
+		return 0, fmt.Errorf("hsm: the length check's own session: %v", err)
+	}
+	return n, err
+}
+
+// lengthCheckSessions counts the sessions unwrappedLength has open (for a
+// test: SoftHSM does not report its session count).
+var lengthCheckSessions atomic.Int64
+
+func (d *PKCS11) closeLengthCheckSession(s pkcs11.SessionHandle) {
+	d.closeSession(s)
+	lengthCheckSessions.Add(-1)
 }
 
 // measureUnwrapped is unwrappedLength inside session s; probeWrap runs it

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"hsmkms/hsm"
 	"hsmkms/hsm/softhsmtest"
@@ -33,11 +35,18 @@ func TestPKCS11ImportWithoutMechanism(t *testing.T) {
 	for _, mech := range []string{"CKM_AES_CMAC", "CKM_AES_KEY_WRAP"} {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestPKCS11ImportWithoutMechanism$", "-test.v", "-test.count=1")
+			timeout := 2 * time.Minute
+			if d, ok := t.Deadline(); ok && time.Until(d) < timeout+10*time.Second {
+				timeout = max(time.Until(d)-10*time.Second, time.Second)
+			}
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestPKCS11ImportWithoutMechanism$",
+				"-test.v", "-test.count=1", "-test.timeout="+timeout.String())
+			cmd.WaitDelay = 5 * time.Second
 			// "-,X": SoftHSM 2.6.1 disables the names after the minus
 			// but the first ("-X" alone disables nothing).
-			cmd.Env = append(os.Environ(), disabledMechanismEnv+"="+mech,
-				softhsmtest.ExtraConfigEnv+"=slots.mechanisms = -,"+mech+"\n")
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+				return strings.HasPrefix(kv, disabledMechanismEnv+"=") || strings.HasPrefix(kv, softhsmtest.ExtraConfigEnv+"=")
+			}), disabledMechanismEnv+"="+mech, softhsmtest.ExtraConfigEnv+"=slots.mechanisms = -,"+mech+"\n")
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "--- PASS: TestPKCS11ImportWithoutMechanism") {
 				t.Fatalf("child with %s disabled: %v\n%s", mech, err, out)

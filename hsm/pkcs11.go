@@ -130,6 +130,7 @@ func (d *PKCS11) Close() error {
 	close(d.done)
 	d.lifeMu.Unlock()
 	d.inflight.Wait()
+	wrapCapabilities.Delete(d) // import.go
 	err := d.teardown()
 	d.log.Info("hsm: device closed", "token", d.cfg.TokenLabel, "err", err)
 	return err
