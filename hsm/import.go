@@ -618,9 +618,9 @@ func (d *PKCS11) unwrappedLength(ctx context.Context, wk pkcs11.ObjectHandle, al
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	s, err := d.mod.ctx.OpenSession(uint(d.slot.Load()), pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	s, err := d.openSession()
 	if err != nil {
-		return 0, fmt.Errorf("hsm: C_OpenSession (length check): %v", err)
+		return 0, fmt.Errorf("hsm: length check: %v", err)
 	}
 	lengthCheckSessions.Add(1)
 	n, err := d.measureUnwrapped(s, wk, oaepMechanism(alg.sha256()), wrapped)
