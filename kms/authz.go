@@ -325,13 +325,13 @@ func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error 
 		c[policy.KeyReEncryptOnSameKey] = []string{strconv.FormatBool(r.key.ID == a.reEncryptPeer)}
 	}
 	req := &policy.Request{Principal: enginePrincipal(r.caller), Action: "kms:" + a.action, Resource: r.arn, Context: c}
-	grant, err := s.grantFor(ctx, r, ka, a)
+	grant, delegated, err := s.grantFor(ctx, r, ka, a)
 	if err != nil {
 		return err
 	}
 	d := policy.Decide(policy.Input{
 		Request: req, KeyAccountID: r.key.AccountID, KeyPolicy: ka.policy,
-		IdentityPolicies: ids, GrantAllows: grant != nil,
+		IdentityPolicies: ids, GrantAllows: grant != nil, GrantDelegated: delegated,
 	})
 	if d.Allowed {
 		if d.Reason == policy.AllowedByGrant {
@@ -343,25 +343,29 @@ func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error 
 }
 
 // grantFor returns a grant that allows the access, from the key's grants
-// or the request's grant tokens, or nil. Invalid grant tokens fail the
-// request, as in AWS.
-func (s *Service) grantFor(ctx context.Context, r resolved, ka *keyAuthz, a access) (*GrantRecord, error) {
+// or the request's grant tokens, or nil; delegated as grantAllows says,
+// false if any grant names the caller itself. Invalid grant tokens fail
+// the request, as in AWS.
+func (s *Service) grantFor(ctx context.Context, r resolved, ka *keyAuthz, a access) (grant *GrantRecord, delegated bool, err error) {
 	var fromTokens []GrantRecord
 	if len(a.grantTokens) > 0 {
-		var err error
 		if fromTokens, err = s.grantsFromTokens(ctx, a.grantTokens); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if a.grantOp == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	for _, grants := range [][]GrantRecord{ka.grants, fromTokens} {
-		if g, ok := grantAllows(grants, r.key.ID, r.caller, a.grantOp, a.encryptionContext); ok {
-			return &g, nil
+		g, viaAccount, ok := grantAllows(grants, r.key.ID, r.caller, a.grantOp, a.encryptionContext)
+		if ok && !viaAccount {
+			return &g, false, nil
+		}
+		if ok && grant == nil {
+			grant, delegated = &g, true
 		}
 	}
-	return nil, nil
+	return grant, delegated, nil
 }
 
 // authorizeIAM decides an action that has no key (CreateKey, ListKeys,

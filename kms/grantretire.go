@@ -31,10 +31,9 @@ import (
 //     the kms:RetireGrant permission in your IAM policies": an explicit
 //     Deny in the caller's identity policies wins over all of the above.
 //
-// A grantee principal that names an account keeps matching every
-// principal of that account (principalMatches), as for the grant's other
-// operations: AWS documents an account as a valid grantee but not whether
-// its users and roles need an identity policy to use the grant.
+// A grantee principal that names an account is, likewise, that account's
+// root, and its users and roles only when their identity policies allow
+// kms:RetireGrant, as for the grant's other operations (grantAllows).
 
 // namesExactly reports whether a principal name is the caller itself or
 // the role behind its session; an account name does not count (see
@@ -72,7 +71,8 @@ func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecor
 	switch {
 	case namesExactly(g.RetiringPrincipal, p):
 		return nil
-	case slices.Contains(g.Operations, "RetireGrant") && principalMatches(g.GranteePrincipal, p):
+	case slices.Contains(g.Operations, "RetireGrant") &&
+		(namesExactly(g.GranteePrincipal, p) || (d.Allowed && namesAccountOf(g.GranteePrincipal, p))):
 		return nil
 	case d.Allowed && p.AccountID != "" && (p.AccountID == k.AccountID || namedAccount(g.RetiringPrincipal) == p.AccountID):
 		return nil

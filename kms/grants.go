@@ -459,22 +459,35 @@ func (s *Service) RevokeGrant(ctx context.Context, in *RevokeGrantInput) (*Empty
 	return &Empty{}, nil
 }
 
-// grantAllows reports whether one of the grants allows the operation for
-// the principal with the request's encryption context.
-func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec map[string]string) (GrantRecord, bool) {
-	for _, g := range grants {
-		if g.KeyID != keyID || !slices.Contains(g.Operations, op) || !principalMatches(g.GranteePrincipal, p) {
+// grantAllows returns a grant that allows the operation for the principal
+// with the request's encryption context. One that names the principal
+// itself (or the role behind its session) is preferred; one that names
+// only the principal's account comes back with delegated set: the account's
+// root may use it, its users and roles only as their identity policies
+// allow (policy.Input.GrantDelegated).
+func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec map[string]string) (g GrantRecord, delegated, ok bool) {
+	for _, c := range grants {
+		if c.KeyID != keyID || !slices.Contains(c.Operations, op) {
 			continue
 		}
-		if g.EncryptionContextEquals != nil && !maps.Equal(g.EncryptionContextEquals, ec) {
+		exact := namesExactly(c.GranteePrincipal, p)
+		if !exact && !namesAccountOf(c.GranteePrincipal, p) {
 			continue
 		}
-		if g.EncryptionContextSubset != nil && !isSubset(g.EncryptionContextSubset, ec) {
+		if c.EncryptionContextEquals != nil && !maps.Equal(c.EncryptionContextEquals, ec) {
 			continue
 		}
-		return g, true
+		if c.EncryptionContextSubset != nil && !isSubset(c.EncryptionContextSubset, ec) {
+			continue
+		}
+		if exact {
+			return c, false, true
+		}
+		if !ok {
+			g, delegated, ok = c, true, true
+		}
 	}
-	return GrantRecord{}, false
+	return g, delegated, ok
 }
 
 func isSubset(sub, of map[string]string) bool {
@@ -486,9 +499,8 @@ func isSubset(sub, of map[string]string) bool {
 	return true
 }
 
-// principalMatches reports whether a grant's principal names the caller:
-// its ARN, the role behind an assumed-role session, or its account's root.
-func principalMatches(name string, p Principal) bool {
-	return name == p.ARN || (p.RoleARN != "" && name == p.RoleARN) ||
-		name == "arn:aws:iam::"+p.AccountID+":root" || name == p.AccountID
+// namesAccountOf reports whether a grant's principal names the caller's
+// account (its root ARN or the bare account id).
+func namesAccountOf(name string, p Principal) bool {
+	return p.AccountID != "" && (name == "arn:aws:iam::"+p.AccountID+":root" || name == p.AccountID)
 }

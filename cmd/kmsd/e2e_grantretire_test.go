@@ -76,3 +76,36 @@ func TestE2ERetiringPrincipalAccount(t *testing.T) {
 		t.Fatal("a denied RetireGrant deleted the grant")
 	}
 }
+
+// TestE2EAccountGrantee: through the AWS SDK, a grant to another account
+// (its root ARN) lets that account's users encrypt only when their
+// identity policies allow kms:Encrypt, as an account named in a key policy
+// delegates to IAM; before, every principal of the account could.
+func TestE2EAccountGrantee(t *testing.T) {
+	st := newE2EState(t)
+	srv := startKMSD(t)
+	ctx := t.Context()
+	admin, ac := adminClient(t, st, srv.addr)
+
+	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("account grantee")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	const other = "210987654321"
+	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	plain, plainARN := e2eUser(t, srv, admin, other, "plain", "")
+	delegate, _ := e2eUser(t, srv, admin, other, "delegate", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`)
+	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{
+		KeyId: aws.String(keyARN), GranteePrincipal: aws.String("arn:aws:iam::" + other + ":root"),
+		Operations: []types.GrantOperation{types.GrantOperationEncrypt},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in := &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")}
+	if _, err := delegate.Encrypt(ctx, in); err != nil {
+		t.Fatalf("Encrypt by a user of the grantee account allowed kms:Encrypt: %v", err)
+	}
+	_, err = plain.Encrypt(ctx, in)
+	wantAccessDenied(t, err, plainARN, "Encrypt", "because no identity-based policy allows the kms:Encrypt action")
+}

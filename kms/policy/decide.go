@@ -17,6 +17,11 @@ type Input struct {
 	// GrantAllows: the caller checked the key's grants (grantee, operation,
 	// constraints, grant tokens) and one allows this request.
 	GrantAllows bool
+	// GrantDelegated: that grant names the caller's account, not the
+	// caller. Like an account named in a key policy, it is the account's
+	// root, and its users and roles only as far as their identity policies
+	// allow the action.
+	GrantDelegated bool
 }
 
 // Reason says why a decision came out as it did; for denials it picks the
@@ -140,7 +145,12 @@ func Decide(in Input) Decision {
 		denied = Decision{Reason: DeniedNoIdentityPolicy, Statements: []StatementRef{keyRef}}
 	}
 	if in.GrantAllows {
-		return Decision{Allowed: true, Reason: AllowedByGrant}
+		if !in.GrantDelegated || identityAllows {
+			return Decision{Allowed: true, Reason: AllowedByGrant, Statements: withIdentity(nil)}
+		}
+		// The grant is the resource side; the caller's account has not
+		// delegated the action to the caller.
+		return Decision{Reason: DeniedNoIdentityPolicy}
 	}
 	return denied
 }
