@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,7 +296,19 @@ func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access) {
 	if a.hasContext {
 		keys := make([]string, 0, len(a.encryptionContext))
 		for ek, ev := range a.encryptionContext {
-			c[policy.KeyEncryptionContextPrefix+strings.ToLower(ek)] = []string{ev}
+			// The key part of kms:EncryptionContext:KEY is not case
+			// sensitive, so pairs whose keys differ only in case (which
+			// AWS advises against) meet in one condition key. It gets
+			// all their values, sorted: an unqualified operator then
+			// matches if any value does (so a Deny on one of them
+			// applies), and the decision no longer depends on which pair
+			// map iteration happened to visit last.
+			ck := policy.KeyEncryptionContextPrefix + strings.ToLower(ek)
+			if prev, ok := c[ck]; ok {
+				c[ck] = slices.Sorted(slices.Values(append(slices.Clone(prev), ev)))
+			} else {
+				c[ck] = []string{ev}
+			}
 			keys = append(keys, ek)
 		}
 		if len(keys) > 0 {

@@ -474,7 +474,7 @@ func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec 
 		if !exact && !namesAccountOf(c.GranteePrincipal, p) {
 			continue
 		}
-		if c.EncryptionContextEquals != nil && !maps.Equal(c.EncryptionContextEquals, ec) {
+		if c.EncryptionContextEquals != nil && !(isSubset(c.EncryptionContextEquals, ec) && isSubset(ec, c.EncryptionContextEquals)) {
 			continue
 		}
 		if c.EncryptionContextSubset != nil && !isSubset(c.EncryptionContextSubset, ec) {
@@ -490,9 +490,25 @@ func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec 
 	return g, delegated, ok
 }
 
+// isSubset reports whether every pair of sub is in of, comparing keys
+// without regard to case and values exactly, as AWS compares a grant
+// constraint with a request's encryption context ("in a grant constraint,
+// the key in each key-value pair is not case sensitive, but the value is
+// case sensitive", GrantConstraints in the AWS KMS API reference). The
+// encryption context bound to a ciphertext stays exact.
 func isSubset(sub, of map[string]string) bool {
 	for k, v := range sub {
-		if w, ok := of[k]; !ok || w != v {
+		if w, ok := of[k]; ok && w == v {
+			continue
+		}
+		found := false
+		for ok, ov := range of {
+			if ov == v && strings.EqualFold(ok, k) {
+				found = true
+				break
+			}
+		}
+		if !found {
 			return false
 		}
 	}
