@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,10 @@ type access struct {
 	// reEncryptPeer is, for ReEncryptFrom/ReEncryptTo, the id of the other
 	// key of the ReEncrypt (kms:ReEncryptOnSameKey).
 	reEncryptPeer string
+	// grantAdmits, for CreateGrant, limits which grants can allow it: a
+	// grantee that holds CreateGrant through a grant may only create grants
+	// within that grant (childGrantWithin). Policies are not limited.
+	grantAdmits func(GrantRecord) bool
 	// crossAccount: principals of other accounts may perform the action
 	// when the key policy lets them. AWS allows it only for the
 	// cryptographic operations and a few others; management operations
@@ -279,8 +284,10 @@ func (s *Service) requestContext(ctx context.Context, p Principal) map[string][]
 	return c
 }
 
-// addKeyContext adds the condition keys of a key and of the access to c.
-func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access) {
+// addKeyContext adds the condition keys of a key and of the access to c;
+// contextValues are the kms:EncryptionContext:KEY values, one choice of
+// contextValueChoices.
+func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access, contextValues map[string]string) {
 	c[policy.KeyKeySpec] = []string{k.KeySpec}
 	c["kms:customermasterkeyspec"] = []string{k.KeySpec}
 	c[policy.KeyKeyUsage] = []string{k.KeyUsage}
@@ -294,21 +301,11 @@ func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access) {
 		c[policy.KeyResourceAliases] = ka.aliases
 	}
 	if a.hasContext {
+		for ck, v := range contextValues {
+			c[ck] = []string{v}
+		}
 		keys := make([]string, 0, len(a.encryptionContext))
-		for ek, ev := range a.encryptionContext {
-			// The key part of kms:EncryptionContext:KEY is not case
-			// sensitive, so pairs whose keys differ only in case (which
-			// AWS advises against) meet in one condition key. It gets
-			// all their values, sorted: an unqualified operator then
-			// matches if any value does (so a Deny on one of them
-			// applies), and the decision no longer depends on which pair
-			// map iteration happened to visit last.
-			ck := policy.KeyEncryptionContextPrefix + strings.ToLower(ek)
-			if prev, ok := c[ck]; ok {
-				c[ck] = slices.Sorted(slices.Values(append(slices.Clone(prev), ev)))
-			} else {
-				c[ck] = []string{ev}
-			}
+		for ek := range a.encryptionContext {
 			keys = append(keys, ek)
 		}
 		if len(keys) > 0 {
@@ -332,27 +329,74 @@ func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error 
 	if err != nil {
 		return Internal(err)
 	}
-	c := s.requestContext(ctx, r.caller)
-	addKeyContext(c, r.key, ka, a)
-	if a.reEncryptPeer != "" {
-		c[policy.KeyReEncryptOnSameKey] = []string{strconv.FormatBool(r.key.ID == a.reEncryptPeer)}
+	choices, err := contextValueChoices(a.encryptionContext)
+	if err != nil {
+		return err
 	}
-	req := &policy.Request{Principal: enginePrincipal(r.caller), Action: "kms:" + a.action, Resource: r.arn, Context: c}
 	grant, delegated, err := s.grantFor(ctx, r, ka, a)
 	if err != nil {
 		return err
 	}
-	d := policy.Decide(policy.Input{
-		Request: req, KeyAccountID: r.key.AccountID, KeyPolicy: ka.policy,
-		IdentityPolicies: ids, GrantAllows: grant != nil, GrantDelegated: delegated,
-	})
-	if d.Allowed {
+	// Every choice must be allowed (almost always there is one).
+	for _, values := range choices {
+		c := s.requestContext(ctx, r.caller)
+		addKeyContext(c, r.key, ka, a, values)
+		if a.reEncryptPeer != "" {
+			c[policy.KeyReEncryptOnSameKey] = []string{strconv.FormatBool(r.key.ID == a.reEncryptPeer)}
+		}
+		req := &policy.Request{Principal: enginePrincipal(r.caller), Action: "kms:" + a.action, Resource: r.arn, Context: c}
+		d := policy.Decide(policy.Input{
+			Request: req, KeyAccountID: r.key.AccountID, KeyPolicy: ka.policy,
+			IdentityPolicies: ids, GrantAllows: grant != nil, GrantDelegated: delegated,
+		})
+		if !d.Allowed {
+			return s.denied(ctx, req, d)
+		}
 		if d.Reason == policy.AllowedByGrant {
 			s.log.DebugContext(ctx, "allowed by grant", "key_id", r.key.ID, "grant_id", grant.GrantID, "action", a.action)
 		}
-		return nil
 	}
-	return s.denied(ctx, req, d)
+	return nil
+}
+
+// maxContextChoices bounds contextValueChoices: pairs whose keys differ only
+// in case multiply the policy evaluations of a request.
+const maxContextChoices = 64
+
+// contextValueChoices returns the kms:EncryptionContext:KEY condition
+// values of ec (condition key -> value). The key part of those condition
+// keys is not case sensitive (as in AWS), so pairs whose keys differ only in
+// case, which AWS advises against, meet in one single-valued condition key.
+// Rather than let one of them stand for all (which one came last in map
+// iteration decided, so the same request was allowed or denied at random),
+// there is one set of values per way of picking one pair of each such
+// group, and authorizeKey allows the request only if every set is allowed:
+// an Allow must hold for each pair's value and a Deny on any of them
+// applies, whatever the operator. Without such pairs there is one set. A
+// nil or empty ec gives one empty set.
+func contextValueChoices(ec map[string]string) ([]map[string]string, error) {
+	groups := make(map[string][]string, len(ec))
+	for k, v := range ec {
+		ck := policy.KeyEncryptionContextPrefix + strings.ToLower(k)
+		groups[ck] = append(groups[ck], v)
+	}
+	choices := []map[string]string{make(map[string]string, len(groups))}
+	for _, ck := range slices.Sorted(maps.Keys(groups)) {
+		vals := slices.Compact(slices.Sorted(slices.Values(groups[ck])))
+		if len(choices)*len(vals) > maxContextChoices {
+			return nil, Errorf(CodeValidation, "The encryption context has too many pairs whose keys differ only in case.")
+		}
+		next := make([]map[string]string, 0, len(choices)*len(vals))
+		for _, base := range choices {
+			for _, v := range vals {
+				m := maps.Clone(base)
+				m[ck] = v
+				next = append(next, m)
+			}
+		}
+		choices = next
+	}
+	return choices, nil
 }
 
 // grantFor returns a grant that allows the access, from the key's grants
@@ -370,7 +414,7 @@ func (s *Service) grantFor(ctx context.Context, r resolved, ka *keyAuthz, a acce
 		return nil, false, nil
 	}
 	for _, grants := range [][]GrantRecord{ka.grants, fromTokens} {
-		g, viaAccount, ok := grantAllows(grants, r.key.ID, r.caller, a.grantOp, a.encryptionContext)
+		g, viaAccount, ok := grantAllows(grants, r.key.ID, r.caller, a.grantOp, a.encryptionContext, a.grantAdmits)
 		if ok && !viaAccount {
 			return &g, false, nil
 		}

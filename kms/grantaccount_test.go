@@ -2,6 +2,8 @@ package kms_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 
 	"hsmkms/kms"
@@ -111,4 +113,60 @@ func TestAccountGranteeRetire(t *testing.T) {
 	f.wantRetired(t, f.retire(delegate, id), id, "a user of the grantee account allowed kms:RetireGrant")
 	id = grant()
 	f.wantRetired(t, f.retire(rootOf(t, otherAccount), id), id, "the grantee account's root")
+}
+
+// TestAccountGranteeIdentityScope: the delegation is the identity policy's
+// as written: an Allow for another key, or one whose condition the request
+// does not meet, does not admit the user; an assumed-role session counts
+// its role's policies; an identity Deny on kms:RetireGrant wins for an
+// account grantee's retire too.
+func TestAccountGranteeIdentityScope(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	otherKey := e.createKey(t)
+	wrongKey := e.identity(t, otherAccount, "wrongkey",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"`+otherKey.Arn+`"}]}`)
+	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + otherAccount + ":root"),
+		Operations: []string{"Encrypt", "RetireGrant"}}); err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, encryptAs(e, wrongKey, md), noIAMAllowsEncrypt)
+	conditioned := e.identity(t, otherAccount, "conditioned",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"kms:EncryptionContext:job":"42"}}}]}`)
+	wantDenied(t, encryptAs(e, conditioned, md), noIAMAllowsEncrypt)
+	if _, err := e.svc.Encrypt(conditioned, &kms.EncryptInput{KeyId: ptr(md.Arn), Plaintext: []byte("x"), EncryptionContext: map[string]string{"job": "42"}}); err != nil {
+		t.Fatalf("the condition met: %v", err)
+	}
+
+	// Sessions of a role of the grantee account: the role's policies.
+	for name, policies := range map[string][]string{"allowed": {allowPolicy(`"kms:Encrypt"`)}, "bare": nil} {
+		roleARN := "arn:aws:iam::" + otherAccount + ":role/" + name
+		if err := e.store.CreatePrincipal(t.Context(), kms.PrincipalRecord{ARN: roleARN, AccountID: otherAccount, Kind: kms.KindRole, Name: name,
+			UniqueID: "AROA" + strings.ToUpper(name) + "000000000000000"[:17-len(name)], CreatedAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range policies {
+			if err := e.store.PutIdentityPolicy(t.Context(), roleARN, kms.NamedPolicy{Name: "p" + strconv.Itoa(i), Document: doc}, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		session := kms.WithPrincipal(t.Context(), kms.Principal{AccountID: otherAccount, Type: kms.PrincipalAssumedRole,
+			ARN: "arn:aws:sts::" + otherAccount + ":assumed-role/" + name + "/s1", RoleARN: roleARN})
+		err := encryptAs(e, session, md)
+		switch {
+		case name == "allowed" && err != nil:
+			t.Fatalf("a session of a role allowed kms:Encrypt: %v", err)
+		case name == "bare":
+			wantDenied(t, err, noIAMAllowsEncrypt)
+		}
+	}
+
+	denyRetire := e.identity(t, otherAccount, "denyretire",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},{"Effect":"Deny","Action":"kms:RetireGrant","Resource":"*"}]}`)
+	list, err := e.svc.ListGrants(e.ctx, &kms.ListGrantsInput{KeyId: ptr(md.KeyId)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.RetireGrant(denyRetire, &kms.RetireGrantInput{KeyId: ptr(md.Arn), GrantId: ptr(list.Grants[0].GrantId)})
+	wantDenied(t, err, "with an explicit deny in an identity-based policy")
 }

@@ -60,7 +60,7 @@ func (s *Service) authorizeRetire(ctx context.Context, p Principal, g GrantRecor
 		return Internal(err)
 	}
 	c := s.requestContext(ctx, p)
-	addKeyContext(c, k, ka, access{action: "RetireGrant"})
+	addKeyContext(c, k, ka, access{action: "RetireGrant"}, nil)
 	req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:RetireGrant", Resource: s.keyARN(k.AccountID, k.ID), Context: c}
 	// Identity policies alone (no key policy): an explicit Deny, an Allow,
 	// or neither; the root of an account counts as allowed.

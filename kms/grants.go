@@ -178,6 +178,7 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 	}
 	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{
 		action: "CreateGrant", grantOp: "CreateGrant", grantTokens: in.GrantTokens, crossAccount: true,
+		grantAdmits: childGrantWithin(in.Operations, equals, subset),
 		conds: map[string][]string{
 			policy.KeyGrantOperations:       in.Operations,
 			policy.KeyGranteePrincipal:      {grantee},
@@ -191,6 +192,11 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 	}
 	if err := checkUsable(r); err != nil {
 		return nil, err
+	}
+	if (equals != nil || subset != nil) && r.key.KeySpec != "SYMMETRIC_DEFAULT" {
+		// "Encryption context constraints are valid only in a grant for
+		// a symmetric encryption KMS key" (AWS KMS developer guide).
+		return nil, Errorf(CodeValidation, "Encryption context grant constraints are valid only in grants for symmetric encryption KMS keys; key %s has key spec %s.", r.arn, r.key.KeySpec)
 	}
 	allowed := grantOpsFor(r.key)
 	for _, op := range in.Operations {
@@ -465,7 +471,14 @@ func (s *Service) RevokeGrant(ctx context.Context, in *RevokeGrantInput) (*Empty
 // only the principal's account comes back with delegated set: the account's
 // root may use it, its users and roles only as their identity policies
 // allow (policy.Input.GrantDelegated).
-func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec map[string]string) (g GrantRecord, delegated, ok bool) {
+//
+// Encryption-context constraints apply to the operations that take an
+// encryption context; AWS ignores them for the others (DescribeKey,
+// RetireGrant, and the operations of keys other than symmetric encryption
+// keys, which cannot have them). For CreateGrant they limit the grants the
+// grantee may create instead, through admits (childGrantWithin).
+func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec map[string]string, admits func(GrantRecord) bool) (g GrantRecord, delegated, ok bool) {
+	checkContext := grantOpTakesContext(op)
 	for _, c := range grants {
 		if c.KeyID != keyID || !slices.Contains(c.Operations, op) {
 			continue
@@ -474,10 +487,10 @@ func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec 
 		if !exact && !namesAccountOf(c.GranteePrincipal, p) {
 			continue
 		}
-		if c.EncryptionContextEquals != nil && !(isSubset(c.EncryptionContextEquals, ec) && isSubset(ec, c.EncryptionContextEquals)) {
+		if checkContext && !contextSatisfies(c, ec) {
 			continue
 		}
-		if c.EncryptionContextSubset != nil && !isSubset(c.EncryptionContextSubset, ec) {
+		if admits != nil && !admits(c) {
 			continue
 		}
 		if exact {
@@ -488,6 +501,61 @@ func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec 
 		}
 	}
 	return g, delegated, ok
+}
+
+// grantOpTakesContext reports the grant operations whose requests carry an
+// encryption context.
+func grantOpTakesContext(op string) bool {
+	switch op {
+	case "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+		"GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext":
+		return true
+	}
+	return false
+}
+
+// contextSatisfies reports whether ec meets g's encryption-context
+// constraint (none, Equals or Subset).
+func contextSatisfies(g GrantRecord, ec map[string]string) bool {
+	switch {
+	case g.EncryptionContextEquals != nil:
+		return isSubset(g.EncryptionContextEquals, ec) && isSubset(ec, g.EncryptionContextEquals)
+	case g.EncryptionContextSubset != nil:
+		return isSubset(g.EncryptionContextSubset, ec)
+	}
+	return true
+}
+
+// childGrantWithin returns whether a grant with these operations and
+// constraints may be created by a grantee holding CreateGrant through
+// parent, as AWS documents ("Granting CreateGrant permission"): "The
+// grantee principal can only create grants that allow some or all of the
+// operations in the parent grant", and "The grant constraints in the
+// grants they create must be at least as strict as those in the parent
+// grant": a Subset constraint may gain pairs and may become an Equals one
+// that contains its pairs, never the reverse, and an Equals constraint
+// stays the same.
+func childGrantWithin(ops []string, equals, subset map[string]string) func(parent GrantRecord) bool {
+	return func(parent GrantRecord) bool {
+		for _, op := range ops {
+			if !slices.Contains(parent.Operations, op) {
+				return false
+			}
+		}
+		switch {
+		case parent.EncryptionContextEquals != nil:
+			return equals != nil && isSubset(equals, parent.EncryptionContextEquals) && isSubset(parent.EncryptionContextEquals, equals)
+		case parent.EncryptionContextSubset != nil:
+			switch {
+			case equals != nil:
+				return isSubset(parent.EncryptionContextSubset, equals)
+			case subset != nil:
+				return isSubset(parent.EncryptionContextSubset, subset)
+			}
+			return false
+		}
+		return true
+	}
 }
 
 // isSubset reports whether every pair of sub is in of, comparing keys

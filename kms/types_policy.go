@@ -36,10 +36,12 @@ type ListKeyPoliciesOutput struct {
 	Truncated   bool     `json:"Truncated"`
 }
 
-// GrantConstraints are the encryption-context constraints of a grant.
+// GrantConstraints are the encryption-context constraints of a grant. A
+// nil map is no constraint; an empty one is a constraint (Equals {} allows
+// only an empty encryption context), so it must survive a round trip.
 type GrantConstraints struct {
-	EncryptionContextEquals map[string]string `json:"EncryptionContextEquals,omitempty"`
-	EncryptionContextSubset map[string]string `json:"EncryptionContextSubset,omitempty"`
+	EncryptionContextEquals map[string]string `json:"EncryptionContextEquals,omitzero"`
+	EncryptionContextSubset map[string]string `json:"EncryptionContextSubset,omitzero"`
 }
 
 // CreateGrantInput is the CreateGrant request.

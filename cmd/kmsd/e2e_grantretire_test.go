@@ -109,3 +109,39 @@ func TestE2EAccountGrantee(t *testing.T) {
 	_, err = plain.Encrypt(ctx, in)
 	wantAccessDenied(t, err, plainARN, "Encrypt", "because no identity-based policy allows the kms:Encrypt action")
 }
+
+// TestE2EChildGrantLimits: through the AWS SDK, a grantee holding
+// CreateGrant only through a grant may create grants with a subset of its
+// operations and constraints at least as strict, and no others.
+func TestE2EChildGrantLimits(t *testing.T) {
+	st := newE2EState(t)
+	srv := startKMSD(t)
+	ctx := t.Context()
+	admin, ac := adminClient(t, st, srv.addr)
+	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("child grants")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	account := aws.ToString(key.KeyMetadata.AWSAccountId)
+	worker, workerARN := e2eUser(t, srv, admin, account, "worker", "")
+	_, otherARN := e2eUser(t, srv, admin, account, "other", "")
+	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(workerARN),
+		Operations:  []types.GrantOperation{types.GrantOperationDecrypt, types.GrantOperationCreateGrant},
+		Constraints: &types.GrantConstraints{EncryptionContextSubset: map[string]string{"Department": "IT"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	child := func(op types.GrantOperation, c *types.GrantConstraints) error {
+		_, err := worker.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(otherARN),
+			Operations: []types.GrantOperation{op}, Constraints: c})
+		return err
+	}
+	if err := child(types.GrantOperationDecrypt, &types.GrantConstraints{EncryptionContextEquals: map[string]string{"Department": "IT"}}); err != nil {
+		t.Fatalf("a child grant within the parent: %v", err)
+	}
+	const reason = "because no identity-based policy allows the kms:CreateGrant action"
+	wantAccessDenied(t, child(types.GrantOperationEncrypt, &types.GrantConstraints{EncryptionContextSubset: map[string]string{"Department": "IT"}}),
+		workerARN, "CreateGrant", reason)
+	wantAccessDenied(t, child(types.GrantOperationDecrypt, nil), workerARN, "CreateGrant", reason)
+}

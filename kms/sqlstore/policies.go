@@ -36,10 +36,12 @@ func (s *Store) GetKeyPolicy(ctx context.Context, keyID string) (string, error) 
 	return doc, wrap("get policy of key "+keyID, err)
 }
 
-// grantConstraints is the JSON form of a grant's constraints column.
+// grantConstraints is the JSON form of a grant's constraints column. A
+// nil map (no constraint) is left out; an empty one is a constraint and is
+// kept (omitempty dropped it, and with it the constraint).
 type grantConstraints struct {
-	Equals map[string]string `json:"equals,omitempty"`
-	Subset map[string]string `json:"subset,omitempty"`
+	Equals map[string]string `json:"equals,omitzero"`
+	Subset map[string]string `json:"subset,omitzero"`
 }
 
 const grantColumns = `grant_id, key_id, issuing_account, name, grantee_principal,

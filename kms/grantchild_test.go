@@ -1,0 +1,149 @@
+package kms_test
+
+import (
+	"testing"
+
+	"hsmkms/kms"
+)
+
+// TestChildGrantLimits: a grantee that may call CreateGrant only through a
+// grant creates grants within it ("Granting CreateGrant permission", AWS KMS
+// developer guide): some or all of its operations, and constraints at least
+// as strict (a Subset may gain pairs or become an Equals that contains
+// them; an Equals stays). Before, such a grantee could grant any operation
+// without any constraint. Principals allowed CreateGrant by a policy are
+// not limited.
+func TestChildGrantLimits(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	worker := e.identity(t, testAccount, "worker") // no identity policy: only grants help
+	e.identity(t, testAccount, "other")
+	parent := func(c *kms.GrantConstraints) {
+		t.Helper()
+		if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"),
+			Operations: []string{"Decrypt", "DescribeKey", "CreateGrant"}, Constraints: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	child := func(ops []string, c *kms.GrantConstraints) error {
+		_, err := e.svc.CreateGrant(worker, &kms.CreateGrantInput{KeyId: ptr(md.Arn), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/other"),
+			Operations: ops, Constraints: c})
+		return err
+	}
+	subset := func(kv ...string) *kms.GrantConstraints {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return &kms.GrantConstraints{EncryptionContextSubset: m}
+	}
+	equals := func(kv ...string) *kms.GrantConstraints {
+		return &kms.GrantConstraints{EncryptionContextEquals: subset(kv...).EncryptionContextSubset}
+	}
+	const denied = "because no identity-based policy allows the kms:CreateGrant action"
+
+	parent(subset("Department", "IT"))
+	for _, ok := range []struct {
+		ops []string
+		c   *kms.GrantConstraints
+	}{
+		{[]string{"Decrypt"}, subset("Department", "IT")},
+		{[]string{"Decrypt", "CreateGrant"}, subset("Department", "IT", "Purpose", "Test")},
+		{[]string{"Decrypt"}, equals("Department", "IT")},
+		{[]string{"Decrypt"}, subset("department", "IT")}, // keys match without regard to case
+	} {
+		if err := child(ok.ops, ok.c); err != nil {
+			t.Fatalf("child %v %+v within the parent: %v", ok.ops, *ok.c, err)
+		}
+	}
+	for _, bad := range []struct {
+		ops []string
+		c   *kms.GrantConstraints
+	}{
+		{[]string{"Encrypt"}, subset("Department", "IT")},                                          // an operation the parent lacks
+		{[]string{"Decrypt"}, nil},                                                                 // no constraint
+		{[]string{"Decrypt"}, subset("Purpose", "Test")},                                           // another constraint
+		{[]string{"Decrypt"}, subset("Department", "it")},                                          // values are exact
+		{[]string{"Decrypt"}, &kms.GrantConstraints{EncryptionContextSubset: map[string]string{}}}, // empty
+	} {
+		wantDenied(t, child(bad.ops, bad.c), denied)
+	}
+
+	// An Equals parent admits only the same Equals.
+	md2 := e.createKey(t)
+	md = md2
+	parent(equals("A", "1"))
+	if err := child([]string{"Decrypt"}, equals("a", "1")); err != nil {
+		t.Fatalf("the same Equals constraint: %v", err)
+	}
+	wantDenied(t, child([]string{"Decrypt"}, subset("A", "1")), denied)
+	wantDenied(t, child([]string{"Decrypt"}, equals("A", "1", "B", "2")), denied)
+
+	// The key's root holds CreateGrant through the key policy: not limited.
+	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/other"),
+		Operations: []string{"Encrypt"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGrantConstraintIgnoredWithoutContext: "The encryption context
+// constraint is ignored for DescribeKey and RetireGrant operations"; before,
+// a constrained grant never allowed DescribeKey.
+func TestGrantConstraintIgnoredWithoutContext(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	worker := e.identity(t, testAccount, "worker")
+	if _, err := e.svc.DescribeKey(worker, &kms.DescribeKeyInput{KeyId: ptr(md.Arn)}); err == nil {
+		t.Fatal("DescribeKey allowed without the grant")
+	}
+	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"),
+		Operations: []string{"DescribeKey", "Decrypt"}, Constraints: &kms.GrantConstraints{EncryptionContextSubset: map[string]string{"job": "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.DescribeKey(worker, &kms.DescribeKeyInput{KeyId: ptr(md.Arn)}); err != nil {
+		t.Fatalf("DescribeKey through a grant with an encryption-context constraint: %v", err)
+	}
+}
+
+// TestEmptyGrantConstraintKept: an empty EncryptionContextEquals is a
+// constraint (only an empty encryption context matches it); the store used
+// to drop it, leaving a grant without any constraint.
+func TestEmptyGrantConstraintKept(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	worker := e.identity(t, testAccount, "worker")
+	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"),
+		Operations: []string{"Encrypt"}, Constraints: &kms.GrantConstraints{EncryptionContextEquals: map[string]string{}}}); err != nil {
+		t.Fatal(err)
+	}
+	encrypt := func(ec map[string]string) error {
+		_, err := e.svc.Encrypt(worker, &kms.EncryptInput{KeyId: ptr(md.Arn), Plaintext: []byte("x"), EncryptionContext: ec})
+		return err
+	}
+	if err := encrypt(nil); err != nil {
+		t.Fatalf("no encryption context: %v", err)
+	}
+	wantDenied(t, encrypt(map[string]string{"a": "b"}), "because no identity-based policy allows the kms:Encrypt action")
+	list, err := e.svc.ListGrants(e.ctx, &kms.ListGrantsInput{KeyId: ptr(md.KeyId)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := list.Grants[0].Constraints; c == nil || c.EncryptionContextEquals == nil || len(c.EncryptionContextEquals) != 0 {
+		t.Fatalf("listed constraints %+v, want an empty EncryptionContextEquals", c)
+	}
+}
+
+// TestGrantConstraintsOnlyForSymmetricKeys: "Encryption context
+// constraints are valid only in a grant for a symmetric encryption KMS
+// key."
+func TestGrantConstraintsOnlyForSymmetricKeys(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	e.identity(t, testAccount, "worker")
+	out, err := e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr("ECC_NIST_P256"), KeyUsage: ptr("SIGN_VERIFY")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(out.KeyMetadata.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":user/worker"),
+		Operations: []string{"Sign"}, Constraints: &kms.GrantConstraints{EncryptionContextSubset: map[string]string{"a": "b"}}})
+	wantCode(t, err, kms.CodeValidation)
+}
