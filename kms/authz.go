@@ -373,8 +373,30 @@ const maxContextChoices = 64
 // group, and authorizeKey allows the request only if every set is allowed:
 // an Allow must hold for each pair's value and a Deny on any of them
 // applies, whatever the operator. Without such pairs there is one set. A
-// nil or empty ec gives one empty set.
+// nil or empty ec gives one nil set.
 func contextValueChoices(ec map[string]string) ([]map[string]string, error) {
+	if len(ec) == 0 {
+		return noContextValues, nil
+	}
+	// The request path: one set, unless two keys collide.
+	values := make(map[string]string, len(ec))
+	for k, v := range ec {
+		ck := policy.KeyEncryptionContextPrefix + strings.ToLower(k)
+		if _, dup := values[ck]; dup {
+			return contextValueCombinations(ec)
+		}
+		values[ck] = v
+	}
+	return []map[string]string{values}, nil
+}
+
+// noContextValues is contextValueChoices' answer for no context (never
+// modified).
+var noContextValues = []map[string]string{nil}
+
+// contextValueCombinations is contextValueChoices for a context with keys
+// that differ only in case.
+func contextValueCombinations(ec map[string]string) ([]map[string]string, error) {
 	groups := make(map[string][]string, len(ec))
 	for k, v := range ec {
 		ck := policy.KeyEncryptionContextPrefix + strings.ToLower(k)
