@@ -261,8 +261,14 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 func sameGrant(a, b GrantRecord) bool {
 	return a.Name == b.Name && a.GranteePrincipal == b.GranteePrincipal && a.RetiringPrincipal == b.RetiringPrincipal &&
 		slices.Equal(sortedCopy(a.Operations), sortedCopy(b.Operations)) &&
-		maps.Equal(a.EncryptionContextEquals, b.EncryptionContextEquals) &&
-		maps.Equal(a.EncryptionContextSubset, b.EncryptionContextSubset)
+		sameConstraint(a.EncryptionContextEquals, b.EncryptionContextEquals) &&
+		sameConstraint(a.EncryptionContextSubset, b.EncryptionContextSubset)
+}
+
+// sameConstraint is maps.Equal that tells no constraint (nil) from an
+// empty one: a named retry must not turn into a grant with other limits.
+func sameConstraint(a, b map[string]string) bool {
+	return (a == nil) == (b == nil) && maps.Equal(a, b)
 }
 
 func sortedCopy(s []string) []string {
@@ -472,11 +478,10 @@ func (s *Service) RevokeGrant(ctx context.Context, in *RevokeGrantInput) (*Empty
 // root may use it, its users and roles only as their identity policies
 // allow (policy.Input.GrantDelegated).
 //
-// Encryption-context constraints apply to the operations that take an
-// encryption context; AWS ignores them for the others (DescribeKey,
-// RetireGrant, and the operations of keys other than symmetric encryption
-// keys, which cannot have them). For CreateGrant they limit the grants the
-// grantee may create instead, through admits (childGrantWithin).
+// Encryption-context constraints apply to every operation but DescribeKey
+// and RetireGrant, which AWS documents as ignoring them, and CreateGrant,
+// whose child grants they limit instead, through admits
+// (childGrantWithin): grantOpTakesContext.
 func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec map[string]string, admits func(GrantRecord) bool) (g GrantRecord, delegated, ok bool) {
 	checkContext := grantOpTakesContext(op)
 	for _, c := range grants {
@@ -503,15 +508,19 @@ func grantAllows(grants []GrantRecord, keyID string, p Principal, op string, ec 
 	return g, delegated, ok
 }
 
-// grantOpTakesContext reports the grant operations whose requests carry an
-// encryption context.
+// grantOpTakesContext reports whether a grant's encryption-context
+// constraint applies to an operation: to all but the ones AWS names as
+// ignoring it (DescribeKey, RetireGrant) and CreateGrant, which it limits
+// differently (childGrantWithin). A constraint on a grant for a key that
+// takes no encryption context (refused by CreateGrant, but possibly stored
+// before that) therefore still allows nothing, and an operation added to
+// grants later is constrained unless listed here.
 func grantOpTakesContext(op string) bool {
 	switch op {
-	case "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-		"GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext":
-		return true
+	case "DescribeKey", "RetireGrant", "CreateGrant":
+		return false
 	}
-	return false
+	return true
 }
 
 // contextSatisfies reports whether ec meets g's encryption-context
@@ -545,7 +554,7 @@ func childGrantWithin(ops []string, equals, subset map[string]string) func(paren
 		switch {
 		case parent.EncryptionContextEquals != nil:
 			return equals != nil && isSubset(equals, parent.EncryptionContextEquals) && isSubset(parent.EncryptionContextEquals, equals)
-		case parent.EncryptionContextSubset != nil:
+		case len(parent.EncryptionContextSubset) > 0: // an empty Subset limits nothing
 			switch {
 			case equals != nil:
 				return isSubset(parent.EncryptionContextSubset, equals)
