@@ -104,8 +104,12 @@ func (s *Service) UpdateAlias(ctx context.Context, in *AliasInput) (*Empty, erro
 	if err != nil && !errors.Is(err, ErrStoreNotFound) {
 		return nil, Internal(err)
 	}
-	if err == nil && (current.KeySpec != r.key.KeySpec || current.KeyUsage != r.key.KeyUsage) {
-		return nil, Errorf(CodeValidation, "Alias %s cannot be moved from a key of spec %s and usage %s to a key of spec %s and usage %s.",
+	// "The current KMS key and the new KMS key must be the same type (both
+	// symmetric or both asymmetric or both HMAC), and they must have the
+	// same key usage" (UpdateAlias, AWS KMS API reference): RSA_2048 to
+	// ECC_NIST_P256 signing keys, or HMAC_256 to HMAC_512, may move.
+	if err == nil && (keyType(current.KeySpec) != keyType(r.key.KeySpec) || current.KeyUsage != r.key.KeyUsage) {
+		return nil, Errorf(CodeValidation, "Alias %s cannot be moved from a key of spec %s and usage %s to a key of spec %s and usage %s: the keys must be of the same type (symmetric, asymmetric or HMAC) and key usage.",
 			name, current.KeySpec, current.KeyUsage, r.key.KeySpec, r.key.KeyUsage)
 	}
 	if alias.KeyID != r.key.ID {
@@ -185,17 +189,25 @@ func (s *Service) ListAliases(ctx context.Context, in *ListAliasesInput) (*ListA
 	if err != nil {
 		return nil, err
 	}
+	// ListAliases is an IAM-only permission, as in AWS; decided before the
+	// KeyId is looked at, so that the answer cannot tell a caller without
+	// the permission whether a key exists.
+	if err := s.authorizeIAM(ctx, p, "ListAliases", nil); err != nil {
+		return nil, err
+	}
 	keyID := ""
 	if in.KeyId != nil {
 		r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{skipAuthorization: true})
 		if err != nil {
 			return nil, err
 		}
+		if r.key.AccountID != p.AccountID {
+			// Aliases are the caller's account's: another account's
+			// key is answered as one that does not exist (no
+			// cross-account use, as in AWS).
+			return nil, Errorf(CodeNotFound, "Key '%s' does not exist", r.arn)
+		}
 		keyID = r.key.ID
-	}
-	// ListAliases is an IAM-only permission, as in AWS.
-	if err := s.authorizeIAM(ctx, p, "ListAliases", nil); err != nil {
-		return nil, err
 	}
 	aliases, err := s.store.ListAliases(ctx, p.AccountID, keyID, after, limit+1)
 	if err != nil {

@@ -154,6 +154,15 @@ func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *Creat
 	if err := s.authorizeIAM(ctx, p, "CreateKey", conds); err != nil {
 		return "", err
 	}
+	if len(tags) > 0 {
+		// "To add tags when creating a KMS key, the caller must have
+		// kms:TagResource permission in an IAM policy" (AWS KMS developer
+		// guide): otherwise a Deny on tagging, the guard of tag-based
+		// access control, is dodged by tagging at creation.
+		if err := s.authorizeIdentity(ctx, p, "TagResource", s.keyARN(p.AccountID, keyID), requestTagConds(tags)); err != nil {
+			return "", err
+		}
+	}
 	if in.Policy == nil {
 		return policy.DefaultKeyPolicy(p.AccountID), nil
 	}

@@ -353,7 +353,7 @@ func (s *Service) setEnabled(ctx context.Context, in *KeyIdInput, enable bool) (
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.updateKey(ctx, r, func(k *KeyRecord) error {
+	_, err = s.updateKeyWithMaterial(ctx, r, func(k *KeyRecord, hasMaterial bool) error {
 		switch k.State {
 		case StateEnabled, StateDisabled:
 		case StatePendingDeletion:
@@ -362,6 +362,11 @@ func (s *Service) setEnabled(ctx context.Context, in *KeyIdInput, enable bool) (
 			return Errorf(CodeInvalidState, "%s is pending import.", r.arn)
 		default:
 			return Errorf(CodeInvalidState, "%s is in state %s.", r.arn, k.State)
+		}
+		if enable && !hasMaterial {
+			// Never an Enabled key that cannot encrypt: a key whose
+			// material is gone waits for an import.
+			return Errorf(CodeInvalidState, "%s is pending import.", r.arn)
 		}
 		if enable {
 			k.State = StateEnabled
@@ -418,17 +423,24 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, in *ScheduleKeyDeleti
 }
 
 // CancelKeyDeletion takes a key out of PendingDeletion; it comes back
-// Disabled, as in AWS.
+// Disabled, as in AWS, or PendingImport if it has no material (an
+// EXTERNAL key never imported into, or whose material was deleted while
+// deletion was pending): AWS never shows a key without material as
+// Enabled or Disabled, and EnableKey on it would give an Enabled key that
+// cannot encrypt.
 func (s *Service) CancelKeyDeletion(ctx context.Context, in *KeyIdInput) (*CancelKeyDeletionOutput, error) {
 	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOnly, "CancelKeyDeletion")
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.updateKey(ctx, r, func(k *KeyRecord) error {
+	_, err = s.updateKeyWithMaterial(ctx, r, func(k *KeyRecord, hasMaterial bool) error {
 		if k.State != StatePendingDeletion {
 			return Errorf(CodeInvalidState, "%s is not pending deletion.", r.arn)
 		}
 		k.State = StateDisabled
+		if !hasMaterial {
+			k.State = StatePendingImport
+		}
 		k.DeletionDate = time.Time{}
 		k.PendingWindowInDays = 0
 		return nil
@@ -443,11 +455,18 @@ func (s *Service) CancelKeyDeletion(ctx context.Context, in *KeyIdInput) (*Cance
 // updateKey applies fn to the stored key in one transaction. A key deleted
 // meanwhile is NotFoundException; errors from fn reach the caller as is.
 func (s *Service) updateKey(ctx context.Context, r resolved, fn func(*KeyRecord) error) (KeyRecord, error) {
-	k, err := s.store.UpdateKey(ctx, r.key.ID, func(k *KeyRecord) error {
+	return s.updateKeyWithMaterial(ctx, r, func(k *KeyRecord, _ bool) error { return fn(k) })
+}
+
+// updateKeyWithMaterial is updateKey for changes that depend on whether the
+// key has material to use (Store.UpdateKeyWithMaterial). Control-plane
+// calls only: the extra version lookup stays off the request path.
+func (s *Service) updateKeyWithMaterial(ctx context.Context, r resolved, fn func(*KeyRecord, bool) error) (KeyRecord, error) {
+	k, err := s.store.UpdateKeyWithMaterial(ctx, r.key.ID, func(k *KeyRecord, hasMaterial bool) error {
 		if k.State == StateDeleted || k.State == StateCreating {
 			return Errorf(CodeNotFound, "Key '%s' does not exist", r.arn)
 		}
-		return fn(k)
+		return fn(k, hasMaterial)
 	})
 	if err != nil {
 		var kerr *Error

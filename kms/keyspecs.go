@@ -66,6 +66,18 @@ var specTable = map[string]specInfo{
 	"ML_DSA_87":             {kind: kindUnbuilt, usages: []string{usageSign}},
 }
 
+// keyType is AWS's coarse type of a key spec: "symmetric", "asymmetric"
+// or "HMAC" (UpdateAlias moves an alias only within one type).
+func keyType(spec string) string {
+	switch specTable[spec].kind {
+	case kindSymmetric:
+		return "symmetric"
+	case kindHMAC:
+		return "HMAC"
+	}
+	return "asymmetric"
+}
+
 // checkSpecUsage applies AWS's KeySpec/KeyUsage compatibility rule, then
 // refuses what is valid in AWS but not built here.
 func checkSpecUsage(spec, usage string) error {

@@ -156,6 +156,11 @@ type Store interface {
 	// or do slow work such as HSM calls.
 	UpdateKey(ctx context.Context, keyID string, fn func(*KeyRecord) error) (KeyRecord, error)
 
+	// UpdateKeyWithMaterial is UpdateKey for changes that depend on
+	// whether the key has material to use: fn also learns, in the same
+	// transaction, whether the key's current version exists and is Active.
+	UpdateKeyWithMaterial(ctx context.Context, keyID string, fn func(k *KeyRecord, hasMaterial bool) error) (KeyRecord, error)
+
 	// ListKeys returns up to limit keys of the account with id > after, in id
 	// order, leaving out keys in StateCreating and StateDeleted.
 	ListKeys(ctx context.Context, accountID, after string, limit int) ([]KeyRecord, error)

@@ -103,6 +103,16 @@ func getKey(ctx context.Context, q querier, keyID string) (kms.KeyRecord, error)
 // and do not call the Store's write methods from it (they would wait for
 // the lock until ctx ends).
 func (s *Store) UpdateKey(ctx context.Context, keyID string, fn func(*kms.KeyRecord) error) (kms.KeyRecord, error) {
+	return s.updateKey(ctx, keyID, false, func(k *kms.KeyRecord, _ bool) error { return fn(k) })
+}
+
+// UpdateKeyWithMaterial implements kms.Store: UpdateKey, telling fn whether
+// the key's current version is Active, read in the same transaction.
+func (s *Store) UpdateKeyWithMaterial(ctx context.Context, keyID string, fn func(*kms.KeyRecord, bool) error) (kms.KeyRecord, error) {
+	return s.updateKey(ctx, keyID, true, fn)
+}
+
+func (s *Store) updateKey(ctx context.Context, keyID string, withMaterial bool, fn func(*kms.KeyRecord, bool) error) (kms.KeyRecord, error) {
 	var (
 		out   kms.KeyRecord
 		fnErr error
@@ -112,8 +122,15 @@ func (s *Store) UpdateKey(ctx context.Context, keyID string, fn func(*kms.KeyRec
 		if err != nil {
 			return err
 		}
+		material := false
+		if withMaterial && old.CurrentVersion > 0 {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 FROM key_versions WHERE key_id = ? AND version = ? AND state = ?`,
+				keyID, old.CurrentVersion, string(kms.VersionActive)).Scan(&material); err != nil {
+				return err
+			}
+		}
 		k := old
-		if err := fn(&k); err != nil {
+		if err := fn(&k, material); err != nil {
 			fnErr = err
 			return err
 		}

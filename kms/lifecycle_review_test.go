@@ -1,0 +1,144 @@
+package kms_test
+
+import (
+	"testing"
+
+	"hsmkms/kms"
+)
+
+// TestCancelDeletionOfKeyWithoutMaterial: an EXTERNAL key with no material
+// (never imported into, or its material deleted while deletion was
+// pending) comes out of CancelKeyDeletion in PendingImport, and EnableKey
+// refuses it. Before, it came back Disabled, EnableKey made it Enabled, and
+// Encrypt answered KMSInternalException (HTTP 500, retried by the SDKs).
+func TestCancelDeletionOfKeyWithoutMaterial(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	state := func(id string) string {
+		t.Helper()
+		d, err := e.svc.DescribeKey(e.ctx, &kms.DescribeKeyInput{KeyId: ptr(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.KeyMetadata.KeyState
+	}
+	scheduleAndCancel := func(id string) {
+		t.Helper()
+		if _, err := e.svc.ScheduleKeyDeletion(e.ctx, &kms.ScheduleKeyDeletionInput{KeyId: ptr(id), PendingWindowInDays: ptr(int32(7))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	never := newExternalKey(t, e.svc, e.ctx)
+	deleted := newExternalKey(t, e.svc, e.ctx)
+	mustImport(t, e.svc, e.ctx, deleted, newMaterial())
+	kept := newExternalKey(t, e.svc, e.ctx)
+	mustImport(t, e.svc, e.ctx, kept, newMaterial())
+	for _, id := range []string{never, deleted, kept} {
+		scheduleAndCancel(id)
+	}
+	if _, err := e.svc.DeleteImportedKeyMaterial(e.ctx, &kms.DeleteImportedKeyMaterialInput{KeyId: ptr(deleted)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{never, deleted, kept} {
+		if _, err := e.svc.CancelKeyDeletion(e.ctx, &kms.KeyIdInput{KeyId: ptr(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{never, deleted} {
+		if got := state(id); got != "PendingImport" {
+			t.Fatalf("a key without material after CancelKeyDeletion: %s, want PendingImport", got)
+		}
+		wantCode(t, errOf(e.svc.EnableKey(e.ctx, &kms.KeyIdInput{KeyId: ptr(id)})), kms.CodeInvalidState)
+		_, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(id), Plaintext: []byte("x")})
+		wantCode(t, err, kms.CodeInvalidState)
+	}
+	// A key with its material comes back Disabled, and enables.
+	if got := state(kept); got != "Disabled" {
+		t.Fatalf("a key with material after CancelKeyDeletion: %s, want Disabled", got)
+	}
+	if _, err := e.svc.EnableKey(e.ctx, &kms.KeyIdInput{KeyId: ptr(kept)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(kept), Plaintext: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCreateKeyTagsNeedTagResource: "To add tags when creating a KMS key,
+// the caller must have kms:TagResource permission in an IAM policy";
+// before, CreateKey's Tags dodged a Deny on kms:TagResource.
+func TestCreateKeyTagsNeedTagResource(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	denyTag := e.identity(t, testAccount, "denytag",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:CreateKey","Resource":"*"},{"Effect":"Deny","Action":"kms:TagResource","Resource":"*"}]}`)
+	noTag := e.identity(t, testAccount, "notag", allowPolicy(`"kms:CreateKey"`))
+	tagger := e.identity(t, testAccount, "tagger", allowPolicy(`["kms:CreateKey","kms:TagResource"]`))
+	in := func() *kms.CreateKeyInput {
+		return &kms.CreateKeyInput{Tags: []kms.Tag{{TagKey: ptr("team"), TagValue: ptr("admins")}}}
+	}
+	_, err := e.svc.CreateKey(denyTag, in())
+	wantDenied(t, err, "with an explicit deny in an identity-based policy")
+	_, err = e.svc.CreateKey(noTag, in())
+	wantDenied(t, err, "because no identity-based policy allows the kms:TagResource action")
+	if _, err := e.svc.CreateKey(noTag, &kms.CreateKeyInput{}); err != nil {
+		t.Fatalf("CreateKey without tags needs no kms:TagResource: %v", err)
+	}
+	if _, err := e.svc.CreateKey(tagger, in()); err != nil {
+		t.Fatalf("CreateKey with tags and kms:TagResource: %v", err)
+	}
+}
+
+// TestUpdateAliasWithinKeyType: UpdateAlias moves an alias between keys of
+// the same type (symmetric, asymmetric or HMAC) and key usage, whatever
+// their specs, as AWS documents; not across types or usages.
+func TestUpdateAliasWithinKeyType(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	create := func(spec, usage string) string {
+		t.Helper()
+		out, err := e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{KeySpec: ptr(spec), KeyUsage: ptr(usage)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.KeyMetadata.KeyId
+	}
+	update := func(alias, id string) error {
+		_, err := e.svc.UpdateAlias(e.ctx, &kms.AliasInput{AliasName: ptr(alias), TargetKeyId: ptr(id)})
+		return err
+	}
+	for _, c := range []struct{ from, to [2]string }{
+		{[2]string{"RSA_2048", "SIGN_VERIFY"}, [2]string{"ECC_NIST_P256", "SIGN_VERIFY"}},
+		{[2]string{"RSA_2048", "SIGN_VERIFY"}, [2]string{"RSA_3072", "SIGN_VERIFY"}},
+		{[2]string{"HMAC_256", "GENERATE_VERIFY_MAC"}, [2]string{"HMAC_512", "GENERATE_VERIFY_MAC"}},
+	} {
+		alias := "alias/" + c.from[0] + "-" + c.to[0]
+		if _, err := e.svc.CreateAlias(e.ctx, &kms.AliasInput{AliasName: ptr(alias), TargetKeyId: ptr(create(c.from[0], c.from[1]))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := update(alias, create(c.to[0], c.to[1])); err != nil {
+			t.Fatalf("%s -> %s: %v", c.from[0], c.to[0], err)
+		}
+	}
+	if _, err := e.svc.CreateAlias(e.ctx, &kms.AliasInput{AliasName: ptr("alias/rsa"), TargetKeyId: ptr(create("RSA_2048", "SIGN_VERIFY"))}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, update("alias/rsa", create("RSA_2048", "ENCRYPT_DECRYPT")), kms.CodeValidation)          // another usage
+	wantCode(t, update("alias/rsa", create("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")), kms.CodeValidation) // another type
+}
+
+// TestListAliasesForeignKey: ListAliases is decided before its KeyId is
+// looked at, and another account's key is answered as one that does not
+// exist, so the answer tells nobody whether a foreign key exists.
+func TestListAliasesForeignKey(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	missing := "arn:aws:kms:us-east-1:" + testAccount + ":key/00000000-0000-0000-0000-000000000000"
+	nobody := e.identity(t, otherAccount, "nobody")
+	for _, id := range []string{md.Arn, missing} {
+		_, err := e.svc.ListAliases(nobody, &kms.ListAliasesInput{KeyId: ptr(id)})
+		wantDenied(t, err, "because no identity-based policy allows the kms:ListAliases action")
+	}
+	lister := e.identity(t, otherAccount, "lister", allowPolicy(`"kms:ListAliases"`))
+	for _, id := range []string{md.Arn, missing} {
+		_, err := e.svc.ListAliases(lister, &kms.ListAliasesInput{KeyId: ptr(id)})
+		wantCode(t, err, kms.CodeNotFound)
+	}
+}
