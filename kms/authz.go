@@ -272,6 +272,9 @@ func (s *Service) requestContext(ctx context.Context, p Principal) map[string][]
 	for k, v := range p.Tags {
 		c[policy.KeyPrincipalTagPref+strings.ToLower(k)] = []string{v}
 	}
+	if !p.TokenIssueTime.IsZero() {
+		c[policy.KeyTokenIssueTime] = []string{p.TokenIssueTime.UTC().Format(time.RFC3339)}
+	}
 	if ri, ok := RequestInfoFrom(ctx); ok {
 		if ri.SourceIP != "" {
 			c[policy.KeySourceIP] = []string{ri.SourceIP}

@@ -193,6 +193,8 @@ func (s *Service) loadSession(ctx context.Context, id string) (AccessKey, error)
 			UserID:      role.UniqueID + ":" + r.SessionName,
 			RoleARN:     role.ARN,
 			Tags:        tagMap(tags),
+			// The session's credentials are issued with the session.
+			TokenIssueTime: r.CreatedAt,
 		},
 	}, nil
 }

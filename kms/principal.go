@@ -1,6 +1,9 @@
 package kms
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
@@ -21,6 +24,10 @@ type Principal struct {
 	RoleARN string
 	// Tags are the principal's tags (aws:PrincipalTag/KEY).
 	Tags map[string]string
+	// TokenIssueTime is when an assumed-role session's credentials were
+	// issued (aws:TokenIssueTime): a Deny on sessions issued before a time
+	// is how IAM revokes leaked session credentials. Zero otherwise.
+	TokenIssueTime time.Time
 }
 
 // Principal types, as aws:PrincipalType reports them.
