@@ -73,6 +73,11 @@ var auditFields = map[string]struct{ request, response fieldList }{
 	"RetireGrant":         {fieldList{"KeyId", "GrantId", "DryRun"}, nil},
 	"RevokeGrant":         {fieldList{"KeyId", "GrantId", "DryRun"}, nil},
 
+	// CloudTrail's AssumeRole record, without the secret access key and
+	// the session token.
+	"STS.AssumeRole": {fieldList{"RoleArn", "RoleSessionName", "DurationSeconds"},
+		fieldList{"AccessKeyId", "Expiration", "AssumedRoleArn", "AssumedRoleId"}},
+
 	adminTargetPrefix + "CreateAccount":        {fieldList{"AccountId", "Name"}, fieldList{"Account.AccountId", "Account.Arn"}},
 	adminTargetPrefix + "ListAccounts":         {fieldList{"MaxItems", "Marker"}, nil},
 	adminTargetPrefix + "CreateUser":           {fieldList{"AccountId", "UserName", "Tags"}, fieldList{"User.Arn", "User.UserId"}},
@@ -203,6 +208,10 @@ func isAbsent(v reflect.Value) bool {
 		return v.IsNil()
 	case reflect.String:
 		return v.Len() == 0
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		// Non-pointer numbers are 0 when the request left them out
+		// (DurationSeconds, MaxSessionDuration).
+		return v.Int() == 0
 	}
 	return false
 }

@@ -30,6 +30,7 @@ func TestAuditFieldsResolve(t *testing.T) {
 		"GenerateRandom":                      {&kms.GenerateRandomInput{}, &kms.GenerateRandomOutput{}},
 		"GetParametersForImport":              {&kms.GetParametersForImportInput{}, &kms.GetParametersForImportOutput{}},
 		adminTargetPrefix + "CreateAccessKey": {&kms.CreateAccessKeyInput{}, &kms.CreateAccessKeyOutput{}},
+		"STS.AssumeRole":                      {&kms.AssumeRoleInput{}, &kms.AssumeRoleOutput{}},
 	}
 	for op, tv := range types {
 		f := auditFields[op]
@@ -51,7 +52,7 @@ func TestAuditFieldsResolve(t *testing.T) {
 			t.Errorf("operation %s has no audit allow-list", op)
 		}
 	}
-	for _, secret := range []string{"Plaintext", "GrantToken", "GrantTokens", "Signature", "Mac", "Message", "SecretAccessKey", "ImportToken", "EncryptedKeyMaterial", "CiphertextBlob", "PrivateKeyPlaintext"} {
+	for _, secret := range []string{"Plaintext", "GrantToken", "GrantTokens", "Signature", "Mac", "Message", "SecretAccessKey", "SessionToken", "ImportToken", "EncryptedKeyMaterial", "CiphertextBlob", "PrivateKeyPlaintext"} {
 		for op, f := range auditFields {
 			for _, p := range append(append(fieldList{}, f.request...), f.response...) {
 				if p == secret || strings.HasSuffix(p, "."+secret) {

@@ -159,10 +159,17 @@ func assumeRole(s *kms.Service) stsHandler {
 			}
 			in.DurationSeconds = n
 		}
+		// The audit event's requestParameters and responseElements, as
+		// for the KMS operations (observe.go).
+		ctx, err := beforeCall(ctx, in)
+		if err != nil {
+			return nil, err
+		}
 		out, err := s.AssumeRole(ctx, in)
 		if err != nil {
 			return nil, err
 		}
+		afterCall(ctx, out)
 		var r assumeRoleResult
 		r.Credentials.AccessKeyId = out.AccessKeyId
 		r.Credentials.SecretAccessKey = out.SecretAccessKey

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// TestE2EAuditAssumeRole: an AssumeRole through the SDK's STS client leaves
+// an event naming the role, the session and the temporary access key id,
+// so that the session's later requests trace back to who assumed the role,
+// and neither the secret access key nor the session token. Before, the
+// event had no requestParameters or responseElements.
+func TestE2EAuditAssumeRole(t *testing.T) {
+	st := newE2EState(t)
+	s := st.start(t, "-config", auditConfig(t, ""))
+	ctx := t.Context()
+	admin, _ := adminClient(t, st, s.addr)
+	roleARN := "arn:aws:iam::" + s.account + ":role/ops"
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + s.account + `:root"},"Action":"sts:AssumeRole"}]}`
+	mustAdmin(t, s.addr, admin, "CreateRole", map[string]any{"RoleName": "ops", "AssumeRolePolicyDocument": trust}, nil)
+	out, err := stsClient(s.addr, credentials.StaticCredentialsProvider{Value: admin}).AssumeRole(ctx,
+		&sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("audited"), DurationSeconds: aws.Int32(900)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stop(t)
+
+	var found bool
+	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
+		for _, secret := range []string{aws.ToString(out.Credentials.SecretAccessKey), aws.ToString(out.Credentials.SessionToken)} {
+			if bytes.Contains(e.body, []byte(secret)) {
+				t.Fatalf("event %d holds a secret of the session: %s", e.seq, e.body)
+			}
+		}
+		if e.ev["eventName"] != "AssumeRole" {
+			continue
+		}
+		found = true
+		rp, _ := e.ev["requestParameters"].(map[string]any)
+		re, _ := e.ev["responseElements"].(map[string]any)
+		if rp["roleArn"] != roleARN || rp["roleSessionName"] != "audited" || rp["durationSeconds"] != float64(900) {
+			t.Errorf("requestParameters %v", rp)
+		}
+		if re["accessKeyId"] != aws.ToString(out.Credentials.AccessKeyId) || re["assumedRoleArn"] != aws.ToString(out.AssumedRoleUser.Arn) ||
+			re["assumedRoleId"] != aws.ToString(out.AssumedRoleUser.AssumedRoleId) || re["expiration"] == nil {
+			t.Errorf("responseElements %v", re)
+		}
+		if e.ev["eventSource"] != "sts.amazonaws.com" {
+			t.Errorf("eventSource %v", e.ev["eventSource"])
+		}
+	}
+	if !found {
+		t.Fatal("no AssumeRole event")
+	}
+}
