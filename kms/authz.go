@@ -99,6 +99,12 @@ type authzCache struct {
 	mu         sync.Mutex
 	keys       map[string]*keyAuthz
 	identities map[string]*identityAuthz
+	// gen counts invalidations. A load that started before one may have
+	// read what the invalidation replaced, so it is not cached (it still
+	// answers its own request, which raced the change anyway); otherwise a
+	// detached policy or revoked grant could stay in force for a cache
+	// lifetime after the change.
+	gen uint64
 	// parsed maps key policy documents to their parsed form.
 	parsed      sync.Map
 	parsedCount atomic.Int64
@@ -146,6 +152,7 @@ const maxParsedPolicies = 4096
 func (c *authzCache) invalidateKey(keyID string) {
 	c.mu.Lock()
 	delete(c.keys, keyID)
+	c.gen++
 	c.mu.Unlock()
 }
 
@@ -154,6 +161,7 @@ func (c *authzCache) invalidateKey(keyID string) {
 func (s *Service) InvalidateIdentity(principalARN string) {
 	s.authz.mu.Lock()
 	delete(s.authz.identities, principalARN)
+	s.authz.gen++
 	s.authz.mu.Unlock()
 }
 
@@ -165,6 +173,7 @@ func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) 
 		s.authz.mu.Unlock()
 		return e, nil
 	}
+	gen := s.authz.gen
 	s.authz.mu.Unlock()
 
 	doc, err := s.store.GetKeyPolicy(ctx, k.ID)
@@ -206,7 +215,9 @@ func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) 
 	if s.authz.keys == nil {
 		s.authz.keys = map[string]*keyAuthz{}
 	}
-	s.authz.keys[k.ID] = e
+	if s.authz.gen == gen {
+		s.authz.keys[k.ID] = e
+	}
 	s.authz.mu.Unlock()
 	return e, nil
 }
@@ -220,6 +231,7 @@ func (s *Service) identityPolicies(ctx context.Context, p Principal) ([]*policy.
 		s.authz.mu.Unlock()
 		return e.policies, nil
 	}
+	gen := s.authz.gen
 	s.authz.mu.Unlock()
 	named, err := s.store.IdentityPolicies(ctx, arn)
 	if err != nil {
@@ -238,7 +250,9 @@ func (s *Service) identityPolicies(ctx context.Context, p Principal) ([]*policy.
 	if s.authz.identities == nil {
 		s.authz.identities = map[string]*identityAuthz{}
 	}
-	s.authz.identities[arn] = &identityAuthz{loaded: now, policies: pols}
+	if s.authz.gen == gen {
+		s.authz.identities[arn] = &identityAuthz{loaded: now, policies: pols}
+	}
 	s.authz.mu.Unlock()
 	return pols, nil
 }
