@@ -361,7 +361,7 @@ func (s *Service) AdminCreateRole(ctx context.Context, in *CreateRoleInput) (*Cr
 	if err != nil {
 		return nil, err
 	}
-	if err := validateTrustPolicy(doc); err != nil {
+	if err := s.validateTrustPolicy(ctx, doc); err != nil {
 		return nil, err
 	}
 	maxSession := int32(defaultMaxSessionSecond)

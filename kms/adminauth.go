@@ -75,10 +75,25 @@ func validateIdentityPolicy(doc string) error {
 }
 
 // validateTrustPolicy parses a role's trust policy: a resource-based policy
-// (every statement names a Principal) deciding sts:AssumeRole.
-func validateTrustPolicy(doc string) error {
-	_, err := parseTrustPolicy(doc, "trust policy")
-	return err
+// (every statement names a Principal) deciding sts:AssumeRole. Like key
+// policies and grants (and IAM: "Invalid principal in policy"), it refuses
+// a principal that names no account, user or role this service knows: a
+// typo would admit nobody, or whoever is created later under that name.
+func (s *Service) validateTrustPolicy(ctx context.Context, doc string) error {
+	pol, err := parseTrustPolicy(doc, "trust policy")
+	if err != nil {
+		return err
+	}
+	for _, v := range pol.Principals() {
+		ok, err := s.principalExists(ctx, v)
+		if err != nil {
+			return Internal(err)
+		}
+		if !ok {
+			return Errorf(CodeMalformedPolicy, "Invalid principal in policy: \"AWS\":\"%s\"", v)
+		}
+	}
+	return nil
 }
 
 // parseTrustPolicy parses a trust policy for evaluation. Trust policies

@@ -1,6 +1,7 @@
 package kms_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -56,5 +57,30 @@ func TestRevokeOlderSessions(t *testing.T) {
 	wantDenied(t, listKeys(old), "with an explicit deny in an identity-based policy")
 	if err := listKeys(fresh); err != nil {
 		t.Fatalf("a session issued after the cut-off: %v", err)
+	}
+}
+
+// TestTrustPolicyPrincipalsMustExist: like key policies and grants (and
+// IAM's "Invalid principal in policy"), a trust policy naming an account,
+// user or role that does not exist is refused: the role would otherwise be
+// assumable by whoever is created later under that name.
+func TestTrustPolicyPrincipalsMustExist(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, admin := bootstrapAdmin(t, e)
+	trust := func(principal string) *string {
+		return ptr(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + principal + `"},"Action":"sts:AssumeRole"}]}`)
+	}
+	for _, ghost := range []string{"arn:aws:iam::999988887777:user/ghost", "999988887777", "arn:aws:iam::" + boot.AccountID + ":user/ghost",
+		"arn:aws:iam::" + boot.AccountID + ":role/ghost"} {
+		_, err := e.svc.AdminCreateRole(admin, &kms.CreateRoleInput{RoleName: ptr("r"), AssumeRolePolicyDocument: trust(ghost)})
+		kerr := wantCode(t, err, kms.CodeMalformedPolicy)
+		if want := `Invalid principal in policy: "AWS":"` + ghost + `"`; kerr.Message != want {
+			t.Errorf("message %q, want %q", kerr.Message, want)
+		}
+	}
+	for _, real := range []string{"arn:aws:iam::" + boot.AccountID + ":root", boot.AccountID, "arn:aws:iam::" + boot.AccountID + ":user/admin", "*"} {
+		if _, err := e.svc.AdminCreateRole(admin, &kms.CreateRoleInput{RoleName: ptr("r" + strconv.Itoa(len(real))), AssumeRolePolicyDocument: trust(real)}); err != nil {
+			t.Errorf("trust in %s: %v", real, err)
+		}
 	}
 }
