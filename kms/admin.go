@@ -145,7 +145,7 @@ func (s *Service) AdminCreateUser(ctx context.Context, in *CreateUserInput) (*Cr
 	if err := s.authorizeAdmin(ctx, "CreateUser", account, arn); err != nil {
 		return nil, err
 	}
-	tags, err := validateTags(in.Tags)
+	tags, err := validatePrincipalTags(in.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +371,7 @@ func (s *Service) AdminCreateRole(ctx context.Context, in *CreateRoleInput) (*Cr
 			return nil, err
 		}
 	}
-	tags, err := validateTags(in.Tags)
+	tags, err := validatePrincipalTags(in.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -604,9 +604,28 @@ func (s *Service) AdminTagPrincipal(ctx context.Context, in *TagPrincipalInput) 
 	if in.Tags == nil {
 		return nil, validationf("Value null at 'tags' failed to satisfy constraint: Member must not be null")
 	}
-	tags, err := validateTags(in.Tags)
+	tags, err := validatePrincipalTags(in.Tags)
 	if err != nil {
 		return nil, err
+	}
+	// A key already there in another case is the same key to IAM: the new
+	// spelling replaces it rather than joining it.
+	existing, err := s.store.PrincipalTags(ctx, rec.ARN)
+	if err != nil {
+		return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
+	}
+	var respelled []string
+	for _, old := range existing {
+		for _, t := range tags {
+			if old.Key != t.Key && strings.EqualFold(old.Key, t.Key) {
+				respelled = append(respelled, old.Key)
+			}
+		}
+	}
+	if len(respelled) > 0 {
+		if err := s.store.DeletePrincipalTags(ctx, rec.ARN, respelled); err != nil {
+			return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
+		}
 	}
 	err = s.store.PutPrincipalTags(ctx, rec.ARN, tags, maxTagsPerPrincipal)
 	if errors.Is(err, ErrStoreExhausted) {

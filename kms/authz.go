@@ -283,8 +283,10 @@ func (s *Service) requestContext(ctx context.Context, p Principal) map[string][]
 	if p.Username != "" {
 		c[policy.KeyUsername] = []string{p.Username}
 	}
-	for k, v := range p.Tags {
-		c[policy.KeyPrincipalTagPref+strings.ToLower(k)] = []string{v}
+	// In key order, so that tags stored before keys differing only in case
+	// were refused (validatePrincipalTags) decide the same way every time.
+	for _, k := range slices.Sorted(maps.Keys(p.Tags)) {
+		c[policy.KeyPrincipalTagPref+strings.ToLower(k)] = []string{p.Tags[k]}
 	}
 	if !p.TokenIssueTime.IsZero() {
 		c[policy.KeyTokenIssueTime] = []string{p.TokenIssueTime.UTC().Format(time.RFC3339)}

@@ -15,6 +15,26 @@ const maxTagsPerKey = 50
 // validateTags checks a Tags member as AWS does: TagKey 1..128 and TagValue
 // 0..256 (ValidationException), at most 50, no duplicate keys and no "aws:"
 // prefix (TagException).
+// validatePrincipalTags is validateTags for the tags of users and roles,
+// whose keys IAM compares without regard to case ("Duplicate tag keys
+// found. Please note that Tag keys are case insensitive."): two keys that
+// differ only in case would meet in one aws:PrincipalTag/KEY condition key.
+func validatePrincipalTags(tags []Tag) ([]TagRecord, error) {
+	out, err := validateTags(tags)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(out))
+	for _, t := range out {
+		k := strings.ToLower(t.Key)
+		if seen[k] {
+			return nil, Errorf(CodeValidation, "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+		}
+		seen[k] = true
+	}
+	return out, nil
+}
+
 func validateTags(tags []Tag) ([]TagRecord, error) {
 	if len(tags) > maxTagsPerKey {
 		return nil, Errorf(CodeTag, "Too many tags")

@@ -84,3 +84,50 @@ func TestTrustPolicyPrincipalsMustExist(t *testing.T) {
 		}
 	}
 }
+
+// TestPrincipalTagKeysIgnoreCase: IAM compares tag keys of users and roles
+// without regard to case. Two keys that differ only in case are refused in
+// one request, and a new spelling of a key replaces the old one, so that
+// aws:PrincipalTag/KEY has one value. Before, both were kept and which one
+// a condition saw depended on map order: the same request was allowed or
+// denied at random.
+func TestPrincipalTagKeysIgnoreCase(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	boot, admin := bootstrapAdmin(t, e)
+	tag := func(k, v string) kms.Tag { return kms.Tag{TagKey: ptr(k), TagValue: ptr(v)} }
+	_, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("x"), Tags: []kms.Tag{tag("Status", "a"), tag("status", "b")}})
+	wantCode(t, err, kms.CodeValidation)
+	if _, err := e.svc.AdminCreateUser(admin, &kms.CreateUserInput{UserName: ptr("bob"), Tags: []kms.Tag{tag("Status", "suspended")}}); err != nil {
+		t.Fatal(err)
+	}
+	bobARN := "arn:aws:iam::" + boot.AccountID + ":user/bob"
+	_, err = e.svc.AdminTagPrincipal(admin, &kms.TagPrincipalInput{PrincipalArn: ptr(bobARN), Tags: []kms.Tag{tag("Team", "a"), tag("TEAM", "b")}})
+	wantCode(t, err, kms.CodeValidation)
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*"},
+		{"Effect":"Deny","Action":"kms:ListKeys","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/Status":"suspended"}}}]}`
+	if _, err := e.svc.AdminAttachIdentityPolicy(admin, &kms.AttachIdentityPolicyInput{PrincipalArn: ptr(bobARN), PolicyName: ptr("p"), PolicyDocument: ptr(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	bob := kms.WithPrincipal(t.Context(), kms.Principal{AccountID: boot.AccountID, ARN: bobARN, Type: kms.PrincipalUser, Username: "bob", Tags: map[string]string{"Status": "suspended"}})
+	_, err = e.svc.ListKeys(bob, &kms.ListKeysInput{})
+	wantDenied(t, err, "with an explicit deny in an identity-based policy")
+
+	// Re-spelled: the new key replaces the old one.
+	if _, err := e.svc.AdminTagPrincipal(admin, &kms.TagPrincipalInput{PrincipalArn: ptr(bobARN), Tags: []kms.Tag{tag("status", "active")}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := e.store.PrincipalTags(t.Context(), bobARN)
+	if err != nil || len(tags) != 1 || tags[0].Key != "status" || tags[0].Value != "active" {
+		t.Fatalf("bob's tags after re-spelling a key: %+v, %v", tags, err)
+	}
+	// And a principal still carrying both (stored before) is decided the
+	// same way every time.
+	both := kms.WithPrincipal(t.Context(), kms.Principal{AccountID: boot.AccountID, ARN: bobARN, Type: kms.PrincipalUser, Username: "bob",
+		Tags: map[string]string{"Status": "suspended", "status": "active"}})
+	_, first := e.svc.ListKeys(both, &kms.ListKeysInput{})
+	for range 50 {
+		if _, err := e.svc.ListKeys(both, &kms.ListKeysInput{}); (err == nil) != (first == nil) {
+			t.Fatalf("the same request decided differently: %v, then %v", first, err)
+		}
+	}
+}
