@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,5 +158,60 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := l.Lookup(t.Context(), Filter{NextToken: "x"}); !errors.Is(err, ErrBadToken) {
 		t.Errorf("bad token: %v", err)
+	}
+}
+
+// TestVerifyLookupColumnsAndFirstDigests: the lookup columns beside each
+// event are not covered by the hash chain, so verify re-derives them from
+// the body (an edited account hid an event from account-scoped lookups, an
+// edited time made retention delete fresh events); pruning cuts by the
+// signed digest time, not by that column; and deleting the first digests
+// of a trail that was never pruned is reported.
+func TestVerifyLookupColumnsAndFirstDigests(t *testing.T) {
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sg := newTestSigner(t)
+	for range 3 {
+		record(t, l, 5, time.Now(), "Encrypt")
+		if _, _, err := l.WriteDigest(t.Context(), sg, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, _ := l.Verify(t.Context(), sg.verify); !rep.OK() {
+		t.Fatalf("untouched trail: %+v", rep)
+	}
+	for _, edit := range []string{
+		`UPDATE events SET account = '999999999999' WHERE seq = 7`,
+		`UPDATE events SET event_time = 0 WHERE seq = 5`,
+		`UPDATE events SET event_name = 'Decrypt' WHERE seq = 3`,
+	} {
+		undo := strings.Replace(strings.Replace(strings.Replace(edit, "'999999999999'", "(SELECT account FROM events WHERE seq = 1)", 1),
+			"= 0", "= (SELECT event_time FROM events WHERE seq = 4)", 1), "'Decrypt'", "'Encrypt'", 1)
+		if _, err := l.w.Exec(edit); err != nil {
+			t.Fatal(err)
+		}
+		rep, _ := l.Verify(t.Context(), sg.verify)
+		if rep.OK() {
+			t.Fatalf("%s went unnoticed", edit)
+		}
+		// Retention cuts by signed digest time: nothing here is old.
+		if n, err := l.Prune(t.Context(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("prune of fresh events after %s: %d, %v", edit, n, err)
+		}
+		if _, err := l.w.Exec(undo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, _ := l.Verify(t.Context(), sg.verify); !rep.OK() {
+		t.Fatalf("after undoing the edits: %+v", rep)
+	}
+	if _, err := l.w.Exec(`DELETE FROM digests WHERE seq < 3`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := l.Verify(t.Context(), sg.verify); rep.OK() {
+		t.Fatal("deleting the first two digests went unnoticed")
 	}
 }

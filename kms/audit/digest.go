@@ -179,11 +179,12 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
-	// The newest digest whose last event is older than the cut-off.
+	// The newest digest made before the cut-off: its events are all older.
+	// Its creation time is signed; the events' time column is not covered
+	// by the hash chain, so an edit to it must not decide what is deleted.
 	var boundarySeq, lastSeq int64
-	err := l.w.QueryRowContext(ctx, `SELECT d.seq, d.last_seq FROM digests d
-		JOIN events e ON e.seq = d.last_seq
-		WHERE e.event_time < ? ORDER BY d.seq DESC LIMIT 1`, before.Unix()).Scan(&boundarySeq, &lastSeq)
+	err := l.w.QueryRowContext(ctx, `SELECT seq, last_seq FROM digests
+		WHERE created < ? ORDER BY seq DESC LIMIT 1`, before.UnixNano()).Scan(&boundarySeq, &lastSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

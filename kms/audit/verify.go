@@ -64,6 +64,21 @@ type storedEvent struct {
 	eventID          string
 	intact           bool
 	used             bool
+	// columnsMatch: the lookup columns (time, name, keys, principal, error
+	// code, account), which the hash does not cover, say what the body
+	// says. Lookup filters on them and pruning used to cut by the time.
+	columnsMatch bool
+}
+
+// indexColumnsMatch reports whether the lookup columns stored beside an
+// event's body are the ones Record derives from it.
+func indexColumnsMatch(body []byte, eventTime int64, name, keys, principal, errorCode, account string) bool {
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return false
+	}
+	return ev.Time().Unix() == eventTime && ev.EventName == name && ev.keyARNs() == keys &&
+		ev.principal() == principal && ev.ErrorCode == errorCode && ev.RecipientAccountID == account
 }
 
 // Verify checks the whole trail in the audit file behind l: every event's
@@ -76,17 +91,23 @@ func (l *Log) Verify(ctx context.Context, verify SignatureVerifier) (*Report, er
 // VerifyDB is Verify on any connection to an audit file (kmsctl opens the
 // file read-only).
 func VerifyDB(ctx context.Context, db *sql.DB, verify SignatureVerifier) (*Report, error) {
-	rows, err := db.QueryContext(ctx, `SELECT seq, body, prev_hash, hash FROM events ORDER BY seq`)
+	rows, err := db.QueryContext(ctx, `SELECT seq, body, prev_hash, hash,
+		event_time, event_name, key_arns, principal, error_code, account FROM events ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("audit: verify: %w", err)
 	}
 	var evs []*storedEvent
 	for rows.Next() {
 		e := &storedEvent{}
-		if err := rows.Scan(&e.seq, &e.body, &e.prev, &e.hash); err != nil {
+		var (
+			eventTime                                 int64
+			name, keys, principal, errorCode, account string
+		)
+		if err := rows.Scan(&e.seq, &e.body, &e.prev, &e.hash, &eventTime, &name, &keys, &principal, &errorCode, &account); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		e.columnsMatch = indexColumnsMatch(e.body, eventTime, name, keys, principal, errorCode, account)
 		var id struct {
 			EventID string `json:"eventID"`
 		}
@@ -220,8 +241,11 @@ func verifyTrail(evs []*storedEvent, ds []*Digest, verify SignatureVerifier) *Re
 		add(Removed, nil, "events seq 1 to %d are missing and no digest accounts for them", evs[0].seq-1)
 	}
 	for _, e := range chain {
-		if !e.intact {
+		switch {
+		case !e.intact:
 			add(Altered, e, "its content does not match its hash (the chain still links through it)")
+		case !e.columnsMatch:
+			add(Altered, e, "its lookup columns (time, name, keys, principal, error code, account) do not match its content, which lookups and retention rely on")
 		}
 	}
 	for _, e := range evs {
@@ -248,7 +272,10 @@ func verifyTrail(evs []*storedEvent, ds []*Digest, verify SignatureVerifier) *Re
 			rep.Findings = append(rep.Findings, Finding{Kind: DigestProblem, Detail: fmt.Sprintf("digest #%d (events %d-%d): signature invalid: %v", d.Seq, d.FirstSeq, d.LastSeq, err)})
 		}
 		pruned := i == 0 && d.LastSeq == anchorSeq && anchorSeq > 0
-		if i > 0 || (!pruned && d.FirstSeq == 1) {
+		// Unless the trail was pruned, the first digest starts the chain of
+		// digests: pruning keeps the digest it cut after, so a first digest
+		// that starts later means digests before it were deleted.
+		if i > 0 || !pruned {
 			if !bytes.Equal(d.PrevDigest, prevHash) {
 				rep.Findings = append(rep.Findings, Finding{Kind: DigestProblem, Detail: fmt.Sprintf("digest #%d does not follow the digest before it (a digest was removed, inserted or replaced)", d.Seq)})
 			}
