@@ -44,6 +44,53 @@ func checkSymmetricUse(r resolved, algorithm *string, member, operation string) 
 	return nil
 }
 
+// checkDecryptWithout checks what decrypting with key r would check, but
+// the ciphertext: the caller's permission (action, with the encryption
+// context for a symmetric key), the key's state, usage and algorithm, and
+// that an asymmetric key is given no encryption context. Dry runs with
+// IGNORE_CIPHERTEXT answer from it. peer is kms:ReEncryptOnSameKey's other
+// key ("" outside ReEncrypt).
+func (s *Service) checkDecryptWithout(ctx context.Context, r resolved, ec map[string]string, grantTokens []string, algorithm *string,
+	member, action, operation, peer string) error {
+	if specTable[r.key.KeySpec].kind == kindSymmetric {
+		a := cryptoAccess(action, ec, grantTokens, algorithm)
+		a.reEncryptPeer = peer
+		if err := s.authorizeKey(ctx, r, a); err != nil {
+			return err
+		}
+		if err := checkUsable(r); err != nil {
+			return err
+		}
+		return checkSymmetricUse(r, algorithm, member, operation)
+	}
+	a := asymmetricAccess(action, grantTokens, algorithm)
+	a.reEncryptPeer = peer
+	if err := s.authorizeKey(ctx, r, a); err != nil {
+		return err
+	}
+	if err := checkUsable(r); err != nil {
+		return err
+	}
+	if _, _, err := oaepAlgorithm(r, algorithm, member, operation); err != nil {
+		return err
+	}
+	if len(ec) > 0 {
+		return errAsymmetricContext()
+	}
+	return nil
+}
+
+// dryRunSymmetricSource checks a ReEncrypt dry run's symmetric SourceKeyId
+// when IGNORE_CIPHERTEXT leaves no blob to open.
+func (s *Service) dryRunSymmetricSource(ctx context.Context, in *ReEncryptInput, dst resolved) error {
+	r, err := s.resolveKeyFor(ctx, "sourceKeyId", in.SourceKeyId, keyOrAlias, access{skipAuthorization: true})
+	if err != nil {
+		return err
+	}
+	return s.checkDecryptWithout(ctx, r, in.SourceEncryptionContext, in.GrantTokens, in.SourceEncryptionAlgorithm,
+		"sourceEncryptionAlgorithm", "ReEncryptFrom", "ReEncryptFrom", dst.key.ID)
+}
+
 func checkRecipient(rcp *RecipientInfo) error {
 	if rcp != nil {
 		return Errorf(CodeUnsupportedOperation, "Recipient (Nitro Enclaves attestation) is not supported by this key service.")
@@ -231,14 +278,22 @@ func (s *Service) Decrypt(ctx context.Context, in *DecryptInput) (*DecryptOutput
 		return nil, err
 	}
 	if ignoreCiphertext {
-		if in.KeyId != nil {
-			r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Decrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
-			if err != nil {
+		// Everything but the ciphertext is checked as the real call
+		// would: the grant tokens, and with a KeyId its authorization,
+		// state, usage, algorithm and (asymmetric keys) the absence of a
+		// context.
+		if in.KeyId == nil {
+			if _, err := s.grantsFromTokens(ctx, in.GrantTokens); err != nil {
 				return nil, err
 			}
-			if err := checkUsable(r); err != nil {
-				return nil, err
-			}
+			return nil, errDryRun()
+		}
+		r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, access{skipAuthorization: true})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkDecryptWithout(ctx, r, in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm, "encryptionAlgorithm", "Decrypt", "Decrypt", ""); err != nil {
+			return nil, err
 		}
 		return nil, errDryRun()
 	}
@@ -302,6 +357,11 @@ func (s *Service) ReEncrypt(ctx context.Context, in *ReEncryptInput) (*ReEncrypt
 		return nil, err
 	}
 	if ignoreCiphertext {
+		if in.SourceKeyId != nil {
+			if err := s.dryRunSymmetricSource(ctx, in, dst); err != nil {
+				return nil, err
+			}
+		}
 		return nil, errDryRun()
 	}
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {

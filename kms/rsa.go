@@ -222,7 +222,29 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 		}
 		dstAlg = algSymmetric
 	}
+	// The source key's checks come before a dry run's answer, so that
+	// IGNORE_CIPHERTEXT tests them too.
+	var srcAlg string
+	var srcHash crypto.Hash
+	if src != nil {
+		if err := checkUsable(*src); err != nil {
+			return nil, true, err
+		}
+		if srcAlg, srcHash, err = oaepAlgorithm(*src, in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom"); err != nil {
+			return nil, true, err
+		}
+		if len(in.SourceEncryptionContext) > 0 {
+			return nil, true, errAsymmetricContext()
+		}
+	}
 	if ignoreCiphertext {
+		if src == nil && in.SourceKeyId != nil {
+			// A symmetric source named without its blob: authorized and
+			// checked as ReEncrypt would (dryRunSymmetricSource).
+			if err := s.dryRunSymmetricSource(ctx, in, dst); err != nil {
+				return nil, true, err
+			}
+		}
 		return nil, true, errDryRun()
 	}
 	if err := requireBlob("ciphertextBlob", in.CiphertextBlob, 1, maxCiphertext); err != nil {
@@ -231,16 +253,7 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 	out = &ReEncryptOutput{KeyId: dst.arn, DestinationEncryptionAlgorithm: dstAlg}
 	var plaintext []byte
 	if src != nil {
-		if err := checkUsable(*src); err != nil {
-			return nil, true, err
-		}
-		alg, h, err := oaepAlgorithm(*src, in.SourceEncryptionAlgorithm, "sourceEncryptionAlgorithm", "ReEncryptFrom")
-		if err != nil {
-			return nil, true, err
-		}
-		if len(in.SourceEncryptionContext) > 0 {
-			return nil, true, errAsymmetricContext()
-		}
+		alg, h := srcAlg, srcHash
 		if plaintext, err = s.rsaDecrypt(ctx, *src, h, in.CiphertextBlob); err != nil {
 			return nil, true, err
 		}

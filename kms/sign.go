@@ -125,7 +125,9 @@ func (s *Service) GetPublicKey(ctx context.Context, in *GetPublicKeyInput) (*Get
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, "keyId", in.KeyId, keyOrAlias, "GetPublicKey")
+	a := forAction("GetPublicKey")
+	a.grantTokens = in.GrantTokens // an invalid token fails the request, as in AWS
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, a)
 	if err != nil {
 		return nil, err
 	}
