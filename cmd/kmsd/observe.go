@@ -47,7 +47,12 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 		}
 		o.quotas = q
 	}
-	a, err := audit.Open(ctx, cfg.auditDatabase(), audit.Options{Mode: cfg.auditMode(), OnCommit: o.metrics.AuditCommitted, Log: o.log})
+	a, err := audit.Open(ctx, cfg.auditDatabase(), audit.Options{Mode: cfg.auditMode(), OnCommit: o.metrics.AuditCommitted, Log: o.log,
+		OnLost: func(n int) {
+			for range n {
+				o.metrics.AuditFailed()
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}

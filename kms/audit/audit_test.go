@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -215,3 +218,49 @@ func TestVerifyLookupColumnsAndFirstDigests(t *testing.T) {
 		t.Fatal("deleting the first two digests went unnoticed")
 	}
 }
+
+// TestAsyncCommitFailureIsReported: in async mode nobody waits for a
+// commit, so a failed one is counted (OnLost), logged and reported by Ping
+// (readiness); before, the events were dropped without a trace.
+func TestAsyncCommitFailureIsReported(t *testing.T) {
+	var lost atomic.Int64
+	var logged strings.Builder
+	var mu sync.Mutex
+	lg := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Async, Log: lg, OnLost: func(n int) { lost.Add(int64(n)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.w.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END`); err != nil {
+		t.Fatal(err)
+	}
+	record(t, l, 3, time.Now(), "Encrypt") // Record returns at once in async mode
+	deadline := time.Now().Add(5 * time.Second)
+	for lost.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if lost.Load() != 3 {
+		t.Fatalf("OnLost counted %d events, want 3", lost.Load())
+	}
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if !strings.Contains(out, "events could not be written") {
+		t.Fatalf("no log line for the lost events: %q", out)
+	}
+	if err := l.Ping(t.Context()); err == nil {
+		t.Fatal("Ping is fine while commits fail")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -61,8 +61,13 @@ type Options struct {
 	// OnCommit, if set, is called after every group commit with the number
 	// of events and the time the transaction took (metrics).
 	OnCommit func(events int, took time.Duration)
-	// Log gets the background checkpointer's problems (nil: slog.Default()).
+	// Log gets the background checkpointer's problems and async write
+	// failures (nil: slog.Default()).
 	Log *slog.Logger
+	// OnLost, if set, is called with the number of events an async commit
+	// failed to write (metrics): nobody waits for those commits, so nothing
+	// else would tell.
+	OnLost func(events int)
 }
 
 // Log is the audit trail: an append-only, hash-chained table of events in
@@ -94,6 +99,12 @@ type Log struct {
 	// writer goroutine and digest/prune (under writeMu) use them.
 	head []byte
 	next int64
+	// lastFailure is the last commit's failure (nil after a commit
+	// succeeds): Ping reports it for failureMemory, so readiness sees a
+	// trail that has stopped writing even in async mode, and is ready again
+	// to let requests (and with them commits) retry.
+	lastFailure atomic.Pointer[commitFailure]
+	lostWarned  time.Time // writer goroutine only
 }
 
 type pending struct {
@@ -303,6 +314,9 @@ func (l *Log) Ping(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
+	if f := l.lastFailure.Load(); f != nil && time.Since(f.at) < failureMemory {
+		return fmt.Errorf("audit: the last commit failed: %w", f.err)
+	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	// BEGIN IMMEDIATE takes the write lock: a read-only or full file,
@@ -415,11 +429,41 @@ func (l *Log) writer() {
 		lastBatch = len(batch)
 		err := l.commit(batch)
 		l.depth.Add(-int64(len(batch)))
+		l.noteCommit(err, len(batch))
 		for _, q := range batch {
 			if q.done != nil {
 				q.done <- err
 			}
 		}
+	}
+}
+
+type commitFailure struct {
+	err error
+	at  time.Time
+}
+
+// failureMemory is how long Ping reports a failed commit.
+const failureMemory = 30 * time.Second
+
+// noteCommit keeps the last commit's outcome for Ping and, in async mode,
+// where no request waits for the commit, counts and logs (once a minute)
+// the events a failed commit lost.
+func (l *Log) noteCommit(err error, events int) {
+	if err == nil {
+		l.lastFailure.Store(nil)
+		return
+	}
+	l.lastFailure.Store(&commitFailure{err: err, at: time.Now()})
+	if l.mode != Async {
+		return // the waiting requests answer with the error
+	}
+	if l.opts.OnLost != nil {
+		l.opts.OnLost(events)
+	}
+	if time.Since(l.lostWarned) > time.Minute {
+		l.lostWarned = time.Now()
+		l.opts.Log.Error("audit: events could not be written (async mode: their requests were already answered)", "path", l.path, "events", events, "err", err)
 	}
 }
 
