@@ -16,6 +16,7 @@ import (
 	"encoding/xml"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -205,6 +206,15 @@ func (w *bufferedWriter) flush() {
 	}
 }
 
+// kmsOperationNames is the set of operations the API serves.
+var kmsOperationNames = sync.OnceValue(func() map[string]bool {
+	names := map[string]bool{}
+	for op := range operationTable(nil) {
+		names[op] = true
+	}
+	return names
+})
+
 // readOnlyOperations are the operations CloudTrail marks readOnly.
 func readOnly(op string) bool {
 	for _, p := range []string{"Describe", "List", "Get", "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey",
@@ -229,9 +239,13 @@ func (o *observer) event(c *gin.Context, n *requestNote, buf *bufferedWriter) *a
 	case strings.HasPrefix(name, "STS."):
 		source, name = "sts.amazonaws.com", strings.TrimPrefix(name, "STS.")
 	case name == "":
-		name = truncate(c.GetHeader("X-Amz-Target"))
-		if name == "" {
-			name = "Unknown"
+		// Refused before its operation was resolved (a body over the
+		// limit, say): named after its target only if that is a KMS
+		// operation, so that lookups by event name find it; anything
+		// else is "Unknown" rather than a name the client made up.
+		name = "Unknown"
+		if op, ok := strings.CutPrefix(c.GetHeader("X-Amz-Target"), targetPrefix); ok && kmsOperationNames()[op] {
+			name = op
 		}
 	}
 	ua := c.Request.UserAgent()

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,5 +59,42 @@ func TestE2EAuditAssumeRole(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no AssumeRole event")
+	}
+}
+
+// TestE2EAuditNamesRefusedRequests: a request refused before its operation
+// was resolved is named after its target only if that is a KMS operation
+// (without the TrentService. prefix, so that a lookup by event name finds
+// it), and "Unknown" otherwise; before, the raw header was the event name.
+func TestE2EAuditNamesRefusedRequests(t *testing.T) {
+	st := newE2EState(t)
+	s := st.start(t, "-config", auditConfig(t, ""))
+	post := func(target string, body []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+s.addr+"/", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", target)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Fatalf("%s: status %d, want a refusal", target, resp.StatusCode)
+		}
+	}
+	post("TrentService.Decrypt", bytes.Repeat([]byte("x"), 100<<10)) // over the body limit
+	post("ScheduleKeyDeletion", []byte("{}"))
+	post("TrentService.NoSuchOperation", []byte("{}"))
+	s.stop(t)
+	var names []string
+	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
+		names = append(names, fmt.Sprint(e.ev["eventName"]))
+	}
+	if want := []string{"Decrypt", "Unknown", "Unknown"}; !slices.Equal(names, want) {
+		t.Fatalf("event names %q, want %q", names, want)
 	}
 }
