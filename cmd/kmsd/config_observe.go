@@ -25,6 +25,12 @@ type AuditConfig struct {
 	// Retention prunes events older than this, at digest boundaries; 0
 	// (default) keeps everything.
 	Retention Duration `yaml:"retention"`
+	// Reanchor lets kmsd start on an audit file that no longer holds the
+	// last digest it signed (the metadata database remembers it): only
+	// after an operator restored or replaced the file knowingly. Without
+	// it kmsd refuses to start on such a file, which may have been
+	// rewritten.
+	Reanchor bool `yaml:"reanchor"`
 }
 
 // QuotaConfig configures the request quotas (kms/quota).

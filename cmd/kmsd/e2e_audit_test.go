@@ -386,6 +386,11 @@ func TestE2EAuditTamperVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each run below signs a digest more and anchors it in the metadata
+	// database; restoring the pristine audit file alone would then be
+	// refused as an old copy (TestE2EAuditAnchor), so the anchor is
+	// restored with it.
+	anchor := readSetting(t, st.db, "audit_digest_anchor")
 
 	verify := func(t *testing.T) (string, int) {
 		t.Helper()
@@ -410,6 +415,7 @@ func TestE2EAuditTamperVerify(t *testing.T) {
 		}
 		_ = os.Remove(auditDB + "-wal")
 		_ = os.Remove(auditDB + "-shm")
+		writeSetting(t, st.db, "audit_digest_anchor", anchor)
 		db, err := sql.Open("sqlite3", "file:"+auditDB)
 		if err != nil {
 			t.Fatal(err)
@@ -478,4 +484,72 @@ func TestE2EAuditTamperVerify(t *testing.T) {
 			t.Errorf("status %d, want 1 naming seq 7 or 8 as reordered:\n%s", code, out)
 		}
 	})
+}
+
+// readSetting and writeSetting read and write a row of the metadata
+// database's settings while kmsd is stopped.
+func readSetting(t *testing.T, dbPath, name string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow(`SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
+		t.Fatalf("setting %s: %v", name, err)
+	}
+	return v
+}
+
+func writeSetting(t *testing.T, dbPath, name, value string) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE settings SET value = ? WHERE name = ?`, value, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2EAuditAnchor: the metadata database remembers the last digest
+// kmsd signed. A rewritten audit file (here: every event and digest
+// deleted but the first) is refused at start, so kmsd never signs the
+// forged chain onward; with audit.reanchor it starts, warns, and anchors
+// its next digest afresh.
+func TestE2EAuditAnchor(t *testing.T) {
+	st := newE2EState(t)
+	s := st.start(t, "-config", auditConfig(t, ""))
+	if _, err := s.client.CreateKey(t.Context(), &awskms.CreateKeyInput{}); err != nil {
+		t.Fatal(err)
+	}
+	s.stop(t) // a last digest, anchored
+	auditDB := filepath.Join(filepath.Dir(st.db), "audit.db")
+	db, err := sql.Open("sqlite3", "file:"+auditDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM digests; DELETE FROM events WHERE seq > 1`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	pin, hadPIN := os.LookupEnv("KMSD_HSM_PIN")
+	err = run(t.Context(), []string{"-listen", "127.0.0.1:0", "-config", auditConfig(t, "")}, &lockedBuffer{}, &lockedBuffer{})
+	if hadPIN {
+		os.Setenv("KMSD_HSM_PIN", pin) // run unsets it
+	}
+	if err == nil || !strings.Contains(err.Error(), "does not hold the last digest") {
+		t.Fatalf("kmsd on a rewritten audit file: %v, want a refusal", err)
+	}
+	// Accepted knowingly: kmsd starts, says so, and anchors its next
+	// digest afresh.
+	s = st.start(t, "-config", auditConfig(t, "  reanchor: true\n"))
+	s.stop(t)
+	if !strings.Contains(s.stderr.String(), "accepting an audit file that does not hold the last digest signed") {
+		t.Fatalf("no warning on reanchoring:\n%s", s.stderr)
+	}
+	s = st.start(t, "-config", auditConfig(t, ""))
+	s.stop(t)
 }

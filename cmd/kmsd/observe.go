@@ -4,11 +4,14 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +55,8 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 			for range n {
 				o.metrics.AuditFailed()
 			}
-		}})
+		},
+		Anchor: settingsAnchor{store}, Reanchor: cfg.Audit.Reanchor})
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +65,33 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 		o.metrics.RegisterAuditQueue(a.QueueDepth)
 	}
 	return o, nil
+}
+
+// settingsAnchor keeps the audit digest anchor (audit.Anchor) in the
+// metadata database's settings: "SEQ:HEXHASH".
+type settingsAnchor struct{ store *sqlstore.Store }
+
+const auditAnchorSetting = "audit_digest_anchor"
+
+func (a settingsAnchor) Load(ctx context.Context) (int64, []byte, error) {
+	v, err := a.store.GetSetting(ctx, auditAnchorSetting)
+	if errors.Is(err, kms.ErrStoreNotFound) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	seqText, hashHex, ok := strings.Cut(v, ":")
+	seq, serr := strconv.ParseInt(seqText, 10, 64)
+	hash, herr := hex.DecodeString(hashHex)
+	if !ok || serr != nil || herr != nil || seq <= 0 {
+		return 0, nil, fmt.Errorf("malformed %s setting %q", auditAnchorSetting, v)
+	}
+	return seq, hash, nil
+}
+
+func (a settingsAnchor) Save(ctx context.Context, seq int64, hash []byte) error {
+	return a.store.PutSetting(ctx, auditAnchorSetting, strconv.FormatInt(seq, 10)+":"+hex.EncodeToString(hash))
 }
 
 // device instruments the HSM.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -264,3 +265,57 @@ func TestAsyncCommitFailureIsReported(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// memAnchor is an Anchor in memory.
+type memAnchor struct {
+	seq  int64
+	hash []byte
+}
+
+func (a *memAnchor) Load(context.Context) (int64, []byte, error) { return a.seq, a.hash, nil }
+func (a *memAnchor) Save(_ context.Context, seq int64, hash []byte) error {
+	a.seq, a.hash = seq, hash
+	return nil
+}
+
+// TestAnchor: the last digest signed is anchored outside the file. A file
+// that no longer holds it (rewritten, or an older copy put back) is refused
+// by Open unless Reanchor says otherwise, and reported by Verify.
+func TestAnchor(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	anchor := &memAnchor{}
+	sg := newTestSigner(t)
+	l, err := Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, l, 3, time.Now(), "Encrypt")
+	d, _, err := l.WriteDigest(t.Context(), sg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anchor.seq != d.Seq || !bytes.Equal(anchor.hash, d.Hash) {
+		t.Fatalf("anchor %d %x, want digest %d %x", anchor.seq, anchor.hash, d.Seq, d.Hash)
+	}
+	if rep, _ := l.Verify(t.Context(), sg.verify); !rep.OK() {
+		t.Fatalf("intact: %+v", rep)
+	}
+	// Rewritten: every digest gone (a consistent forged chain has none
+	// that matches the anchor).
+	if _, err := l.w.Exec(`DELETE FROM digests`); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := l.Verify(t.Context(), sg.verify)
+	if rep.OK() || !strings.Contains(fmt.Sprint(rep.Findings), "does not hold the last digest") {
+		t.Fatalf("a file without the anchored digest verified: %+v", rep)
+	}
+	l.Close()
+	if _, err := Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor}); !errors.Is(err, ErrAnchorMismatch) {
+		t.Fatalf("Open of a rewritten file: %v, want ErrAnchorMismatch", err)
+	}
+	l, err = Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor, Reanchor: true})
+	if err != nil {
+		t.Fatalf("Open with Reanchor: %v", err)
+	}
+	l.Close()
+}

@@ -102,6 +102,13 @@ func (l *Log) WriteDigest(ctx context.Context, signer Signer, now time.Time) (*D
 	if err != nil {
 		return nil, false, fmt.Errorf("audit: store digest: %w", err)
 	}
+	if a := l.opts.Anchor; a != nil {
+		// After the digest is in the file: an anchor behind the file (a
+		// crash in between) is fine, one ahead of it is what Open refuses.
+		if err := a.Save(ctx, d.Seq, d.Hash); err != nil {
+			return d, true, fmt.Errorf("audit: digest #%d written, but its anchor not saved: %w", d.Seq, err)
+		}
+	}
 	return d, true, nil
 }
 

@@ -68,6 +68,15 @@ type Options struct {
 	// failed to write (metrics): nobody waits for those commits, so nothing
 	// else would tell.
 	OnLost func(events int)
+	// Anchor, if set, remembers outside the audit file which digest was
+	// signed last (anchor.go): Open refuses a file that no longer holds
+	// it, and Verify reports it, so that a file rewritten wholesale is not
+	// signed onward as if it were the trail.
+	Anchor Anchor
+	// Reanchor makes Open accept a file that does not hold the anchored
+	// digest (after an operator restored or replaced it knowingly): the
+	// mismatch is logged and the next digest is anchored afresh.
+	Reanchor bool
 }
 
 // Log is the audit trail: an append-only, hash-chained table of events in
@@ -214,6 +223,14 @@ func Open(ctx context.Context, path string, opts Options) (*Log, error) {
 		l.w.Close()
 		l.r.Close()
 		return nil, err
+	}
+	if err := l.checkAnchor(ctx); err != nil {
+		if !opts.Reanchor {
+			l.w.Close()
+			l.r.Close()
+			return nil, err
+		}
+		opts.Log.Warn("audit: accepting an audit file that does not hold the last digest signed (audit.reanchor)", "path", path, "err", err)
 	}
 	if err := l.prepareInserts(ctx); err != nil {
 		l.closeInserts()

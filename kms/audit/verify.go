@@ -85,7 +85,19 @@ func indexColumnsMatch(body []byte, eventTime int64, name, keys, principal, erro
 // hash, the links between events, every digest's signature and link, and
 // that the events match what the digests signed.
 func (l *Log) Verify(ctx context.Context, verify SignatureVerifier) (*Report, error) {
-	return VerifyDB(ctx, l.r, verify)
+	rep, err := VerifyDB(ctx, l.r, verify)
+	if err != nil || l.opts.Anchor == nil {
+		return rep, err
+	}
+	// The file must still hold the last digest signed (anchor.go).
+	seq, hash, err := l.opts.Anchor.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read the digest anchor: %w", err)
+	}
+	if err := anchoredDigestPresent(ctx, l.r, seq, hash); err != nil {
+		rep.Findings = append(rep.Findings, Finding{Kind: DigestProblem, Detail: err.Error()})
+	}
+	return rep, nil
 }
 
 // VerifyDB is Verify on any connection to an audit file (kmsctl opens the
