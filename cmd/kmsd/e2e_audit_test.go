@@ -486,8 +486,8 @@ func TestE2EAuditTamperVerify(t *testing.T) {
 	})
 }
 
-// readSetting and writeSetting read and write a row of the metadata
-// database's settings while kmsd is stopped.
+// readSetting and writeSetting read and write the row of the metadata
+// database's settings whose name starts with name, while kmsd is stopped.
 func readSetting(t *testing.T, dbPath, name string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+dbPath)
@@ -496,7 +496,7 @@ func readSetting(t *testing.T, dbPath, name string) string {
 	}
 	defer db.Close()
 	var v string
-	if err := db.QueryRow(`SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
+	if err := db.QueryRow(`SELECT value FROM settings WHERE name LIKE ? || '%'`, name).Scan(&v); err != nil {
 		t.Fatalf("setting %s: %v", name, err)
 	}
 	return v
@@ -509,7 +509,7 @@ func writeSetting(t *testing.T, dbPath, name, value string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE settings SET value = ? WHERE name = ?`, value, name); err != nil {
+	if _, err := db.Exec(`UPDATE settings SET value = ? WHERE name LIKE ? || '%'`, value, name); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 				o.metrics.AuditFailed()
 			}
 		},
-		Anchor: settingsAnchor{store}, Reanchor: cfg.Audit.Reanchor})
+		Anchor: newSettingsAnchor(store, cfg.auditDatabase()), Reanchor: cfg.Audit.Reanchor})
 	if err != nil {
 		return nil, err
 	}
@@ -67,14 +68,28 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 	return o, nil
 }
 
-// settingsAnchor keeps the audit digest anchor (audit.Anchor) in the
-// metadata database's settings: "SEQ:HEXHASH".
-type settingsAnchor struct{ store *sqlstore.Store }
+// settingsAnchor keeps the audit digest anchor (audit.Anchor) of one audit
+// file in the metadata database's settings: "SEQ:HEXHASH" under a name
+// that includes the file's path, so that pointing kmsd at another audit
+// file (a configuration change, as scripts/bench-audit does per mode)
+// starts that file's own anchor, while a file replaced at the same path is
+// caught.
+type settingsAnchor struct {
+	store *sqlstore.Store
+	name  string
+}
 
 const auditAnchorSetting = "audit_digest_anchor"
 
+func newSettingsAnchor(store *sqlstore.Store, auditPath string) settingsAnchor {
+	if abs, err := filepath.Abs(auditPath); err == nil {
+		auditPath = abs
+	}
+	return settingsAnchor{store: store, name: auditAnchorSetting + ":" + filepath.Clean(auditPath)}
+}
+
 func (a settingsAnchor) Load(ctx context.Context) (int64, []byte, error) {
-	v, err := a.store.GetSetting(ctx, auditAnchorSetting)
+	v, err := a.store.GetSetting(ctx, a.name)
 	if errors.Is(err, kms.ErrStoreNotFound) {
 		return 0, nil, nil
 	}
@@ -85,13 +100,13 @@ func (a settingsAnchor) Load(ctx context.Context) (int64, []byte, error) {
 	seq, serr := strconv.ParseInt(seqText, 10, 64)
 	hash, herr := hex.DecodeString(hashHex)
 	if !ok || serr != nil || herr != nil || seq <= 0 {
-		return 0, nil, fmt.Errorf("malformed %s setting %q", auditAnchorSetting, v)
+		return 0, nil, fmt.Errorf("malformed %s setting %q", a.name, v)
 	}
 	return seq, hash, nil
 }
 
 func (a settingsAnchor) Save(ctx context.Context, seq int64, hash []byte) error {
-	return a.store.PutSetting(ctx, auditAnchorSetting, strconv.FormatInt(seq, 10)+":"+hex.EncodeToString(hash))
+	return a.store.PutSetting(ctx, a.name, strconv.FormatInt(seq, 10)+":"+hex.EncodeToString(hash))
 }
 
 // device instruments the HSM.
