@@ -57,7 +57,8 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 				o.metrics.AuditFailed()
 			}
 		},
-		Anchor: newSettingsAnchor(store, cfg.auditDatabase()), Reanchor: cfg.Audit.Reanchor})
+		Anchor: newSettingsAnchor(store, cfg.auditDatabase()), Reanchor: cfg.Audit.Reanchor,
+		Retention: time.Duration(cfg.Audit.Retention)})
 	if err != nil {
 		return nil, err
 	}
