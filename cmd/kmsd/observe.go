@@ -57,8 +57,7 @@ func openObservability(ctx context.Context, cfg Config, log *slog.Logger, store 
 				o.metrics.AuditFailed()
 			}
 		},
-		Anchor: newSettingsAnchor(store, cfg.auditDatabase()), Reanchor: cfg.Audit.Reanchor,
-		Retention: time.Duration(cfg.Audit.Retention)})
+		Anchor: newSettingsAnchor(store, cfg.auditDatabase()), Reanchor: cfg.Audit.Reanchor})
 	if err != nil {
 		return nil, err
 	}

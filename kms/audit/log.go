@@ -73,10 +73,6 @@ type Options struct {
 	// it, and Verify reports it, so that a file rewritten wholesale is not
 	// signed onward as if it were the trail.
 	Anchor Anchor
-	// Retention is the configured retention (0: keep everything): Verify
-	// reports events deleted at the start of the trail that retention
-	// would not have deleted yet (or at all).
-	Retention time.Duration
 	// Reanchor makes Open accept a file that does not hold the anchored
 	// digest (after an operator restored or replaced it knowingly): the
 	// mismatch is logged and the next digest is anchored afresh.

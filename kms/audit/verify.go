@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"time"
 )
 
 // Finding kinds.
@@ -87,14 +86,8 @@ func indexColumnsMatch(body []byte, eventTime int64, name, keys, principal, erro
 // that the events match what the digests signed.
 func (l *Log) Verify(ctx context.Context, verify SignatureVerifier) (*Report, error) {
 	rep, err := VerifyDB(ctx, l.r, verify)
-	if err != nil {
+	if err != nil || l.opts.Anchor == nil {
 		return rep, err
-	}
-	if err := l.checkPruneAge(ctx, rep); err != nil {
-		return nil, err
-	}
-	if l.opts.Anchor == nil {
-		return rep, nil
 	}
 	// The file must still hold the last digest signed (anchor.go).
 	seq, hash, err := l.opts.Anchor.Load(ctx)
@@ -105,31 +98,6 @@ func (l *Log) Verify(ctx context.Context, verify SignatureVerifier) (*Report, er
 		rep.Findings = append(rep.Findings, Finding{Kind: DigestProblem, Detail: err.Error()})
 	}
 	return rep, nil
-}
-
-// checkPruneAge reports a trail that starts after events retention would
-// not have deleted: pruning cuts only after digests made before now minus
-// the retention, so a kept chain anchored on a younger digest, or any
-// pruning with retention off, means events were deleted by someone else.
-func (l *Log) checkPruneAge(ctx context.Context, rep *Report) error {
-	if rep.PrunedThrough == 0 {
-		return nil
-	}
-	var created int64
-	if err := l.r.QueryRowContext(ctx, `SELECT created FROM digests ORDER BY seq LIMIT 1`).Scan(&created); err != nil {
-		return fmt.Errorf("audit: verify: %w", err)
-	}
-	at := time.Unix(0, created)
-	switch {
-	case l.opts.Retention <= 0:
-		rep.Findings = append(rep.Findings, Finding{Kind: Removed, Detail: fmt.Sprintf(
-			"events 1 to %d were deleted, but retention is off: nothing prunes the trail", rep.PrunedThrough)})
-	case time.Since(at) < l.opts.Retention:
-		rep.Findings = append(rep.Findings, Finding{Kind: Removed, Detail: fmt.Sprintf(
-			"events up to %d were deleted, but the digest that signed them is from %s, younger than the retention of %s",
-			rep.PrunedThrough, at.UTC().Format(time.RFC3339), l.opts.Retention)})
-	}
-	return nil
 }
 
 // VerifyDB is Verify on any connection to an audit file (kmsctl opens the
