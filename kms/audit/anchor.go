@@ -26,7 +26,10 @@ type Anchor interface {
 // ErrAnchorMismatch: the audit file does not hold the last digest signed.
 var ErrAnchorMismatch = errors.New("audit: the audit file does not hold the last digest kmsd signed")
 
-// checkAnchor compares the file with the anchor.
+// checkAnchor compares the file with the anchor and brings the anchor up
+// to the file's last digest when every digest after the anchored one
+// chains from it (an anchor can lag: a crash, or a failed save, between
+// writing a digest and anchoring it).
 func (l *Log) checkAnchor(ctx context.Context) error {
 	if l.opts.Anchor == nil {
 		return nil
@@ -35,24 +38,66 @@ func (l *Log) checkAnchor(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit: read the digest anchor: %w", err)
 	}
-	return anchoredDigestPresent(ctx, l.r, seq, hash)
+	last, err := anchoredChain(ctx, l.r, seq, hash)
+	if err != nil {
+		return err
+	}
+	if last != nil && last.Seq != seq {
+		if err := l.opts.Anchor.Save(ctx, last.Seq, last.Hash); err != nil {
+			return fmt.Errorf("audit: bring the digest anchor up to #%d: %w", last.Seq, err)
+		}
+	}
+	l.anchorLags.Store(false)
+	return nil
 }
 
-// anchoredDigestPresent checks that digest seq with that hash is in the file
-// behind db (seq 0: nothing to check).
-func anchoredDigestPresent(ctx context.Context, db *sql.DB, seq int64, hash []byte) error {
+// anchoredChain checks that the file behind db holds the anchored digest
+// (seq, hash) unaltered and that every later digest chains from it; it
+// returns the last digest (nil when seq is 0 and the file has none). The
+// row is checked by its own hash over its content and signature, not by
+// the hash column alone, which an editor could copy onto a forged row.
+// Whether the events match what the digests signed is Verify's to report:
+// new digests sign only events after the last one, chained from it, so a
+// rewritten signed range stays visible however long kmsd runs.
+func anchoredChain(ctx context.Context, db *sql.DB, seq int64, hash []byte) (*Digest, error) {
 	if seq == 0 {
-		return nil
+		return lastDigest(ctx, db)
 	}
-	var stored []byte
-	err := db.QueryRowContext(ctx, `SELECT hash FROM digests WHERE seq = ?`, seq).Scan(&stored)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("%w: digest #%d is missing (the file was replaced, truncated or rewritten)", ErrAnchorMismatch, seq)
-	case err != nil:
-		return fmt.Errorf("audit: read digest #%d: %w", seq, err)
-	case !bytes.Equal(stored, hash):
-		return fmt.Errorf("%w: digest #%d differs from the one signed (the file was rewritten)", ErrAnchorMismatch, seq)
+	rows, err := db.QueryContext(ctx, `SELECT `+digestColumns+` FROM digests WHERE seq >= ? ORDER BY seq`, seq)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read digests: %w", err)
 	}
-	return nil
+	defer rows.Close()
+	var chain []*Digest
+	for rows.Next() {
+		d, err := scanDigest(rows)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(chain) == 0 || chain[0].Seq != seq {
+		return nil, fmt.Errorf("%w: digest #%d is missing (the file was replaced, truncated or rewritten)", ErrAnchorMismatch, seq)
+	}
+	first := chain[0]
+	if !bytes.Equal(first.chainHash(), hash) || !bytes.Equal(first.Hash, hash) {
+		return nil, fmt.Errorf("%w: digest #%d differs from the one signed (the file was rewritten)", ErrAnchorMismatch, seq)
+	}
+	for i := 1; i < len(chain); i++ {
+		d := chain[i]
+		if !bytes.Equal(d.chainHash(), d.Hash) || !bytes.Equal(d.PrevDigest, chain[i-1].Hash) || d.Seq != chain[i-1].Seq+1 {
+			return nil, fmt.Errorf("%w: digest #%d does not follow the anchored digest #%d", ErrAnchorMismatch, d.Seq, seq)
+		}
+	}
+	return chain[len(chain)-1], nil
+}
+
+// anchoredDigestPresent is Verify's form of the check: nil when the file
+// holds the anchored chain, else the mismatch.
+func anchoredDigestPresent(ctx context.Context, db *sql.DB, seq int64, hash []byte) error {
+	_, err := anchoredChain(ctx, db, seq, hash)
+	return err
 }

@@ -319,3 +319,78 @@ func TestAnchor(t *testing.T) {
 	}
 	l.Close()
 }
+
+// flakyAnchor is a memAnchor whose Save can be made to fail.
+type flakyAnchor struct {
+	memAnchor
+	fail bool
+}
+
+func (a *flakyAnchor) Save(ctx context.Context, seq int64, hash []byte) error {
+	if a.fail {
+		return errors.New("database is locked")
+	}
+	return a.memAnchor.Save(ctx, seq, hash)
+}
+
+// TestAnchorEdgeCases: a forged row under the anchored digest's number and
+// hash column is refused (the row's own hash is checked); an anchor that
+// lags the file (a failed save) is caught up, by Open and before pruning,
+// so that pruning never deletes the digest the anchor names and a restart
+// after normal operation is not refused.
+func TestAnchorEdgeCases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	anchor := &flakyAnchor{}
+	sg := newTestSigner(t)
+	l, err := Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	record(t, l, 3, old, "Encrypt")
+	if _, _, err := l.WriteDigest(t.Context(), sg, old); err != nil {
+		t.Fatal(err)
+	}
+	record(t, l, 3, old, "Encrypt")
+	anchor.fail = true
+	if _, _, err := l.WriteDigest(t.Context(), sg, old.Add(time.Minute)); err == nil {
+		t.Fatal("a failed anchor save went unreported")
+	}
+	if anchor.seq != 1 {
+		t.Fatalf("anchor at #%d, want #1 (the save failed)", anchor.seq)
+	}
+	anchor.fail = false
+	// Pruning would delete digest #1, which the anchor names: it catches
+	// the anchor up first.
+	if _, err := l.Prune(t.Context(), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if anchor.seq != 2 {
+		t.Fatalf("anchor at #%d after pruning, want #2", anchor.seq)
+	}
+	l.Close()
+	l, err = Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor})
+	if err != nil {
+		t.Fatalf("restart after a lagging anchor and pruning: %v", err)
+	}
+	// A lag left at shutdown is caught up by Open.
+	record(t, l, 2, time.Now(), "Encrypt")
+	anchor.fail = true
+	_, _, _ = l.WriteDigest(t.Context(), sg, time.Now())
+	anchor.fail = false
+	l.Close()
+	if l, err = Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor}); err != nil {
+		t.Fatalf("restart with a lagging anchor: %v", err)
+	}
+	if anchor.seq != 3 {
+		t.Fatalf("anchor at #%d after Open, want #3", anchor.seq)
+	}
+	// The anchored row forged in place, hash column kept.
+	if _, err := l.w.Exec(`UPDATE digests SET head_hash = X'00', last_seq = 0, first_seq = 1, signature = X'00' WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := Open(t.Context(), path, Options{Mode: Durable, Anchor: anchor}); !errors.Is(err, ErrAnchorMismatch) {
+		t.Fatalf("Open over a forged anchored row: %v, want ErrAnchorMismatch", err)
+	}
+}

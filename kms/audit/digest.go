@@ -74,6 +74,11 @@ func (l *Log) WriteDigest(ctx context.Context, signer Signer, now time.Time) (*D
 	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
+	if l.anchorLags.Load() {
+		if err := l.checkAnchor(ctx); err != nil {
+			return nil, false, err
+		}
+	}
 	last, err := lastDigest(ctx, l.w)
 	if err != nil {
 		return nil, false, err
@@ -95,6 +100,15 @@ func (l *Log) WriteDigest(ctx context.Context, signer Signer, now time.Time) (*D
 	}
 	d.Signature = sig
 	d.Hash = d.chainHash()
+	if l.mode == Async {
+		// The anchor must never be ahead of the file: in async mode
+		// commits are not synced, so this one is (and with it the WAL
+		// before it) before the anchor names it.
+		if _, err := l.w.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
+			return nil, false, fmt.Errorf("audit: store digest: %w", err)
+		}
+		defer func() { _, _ = l.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous=NORMAL`) }()
+	}
 	_, err = l.w.ExecContext(ctx, `INSERT INTO digests
 		(seq, created, first_seq, last_seq, event_count, head_hash, prev_digest, key_id, signature, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -104,8 +118,10 @@ func (l *Log) WriteDigest(ctx context.Context, signer Signer, now time.Time) (*D
 	}
 	if a := l.opts.Anchor; a != nil {
 		// After the digest is in the file: an anchor behind the file (a
-		// crash in between) is fine, one ahead of it is what Open refuses.
+		// crash in between) is caught up later (checkAnchor), one ahead
+		// of it is what Open refuses.
 		if err := a.Save(ctx, d.Seq, d.Hash); err != nil {
+			l.anchorLags.Store(true)
 			return d, true, fmt.Errorf("audit: digest #%d written, but its anchor not saved: %w", d.Seq, err)
 		}
 	}
@@ -186,6 +202,13 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
+	if l.anchorLags.Load() {
+		// The anchor still names an older digest, which pruning could
+		// delete: catch up first, or prune another time.
+		if err := l.checkAnchor(ctx); err != nil {
+			return 0, fmt.Errorf("audit: prune: %w", err)
+		}
+	}
 	// The newest digest made before the cut-off: its events are all older.
 	// Its creation time is signed; the events' time column is not covered
 	// by the hash chain, so an edit to it must not decide what is deleted.

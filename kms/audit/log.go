@@ -114,6 +114,10 @@ type Log struct {
 	// to let requests (and with them commits) retry.
 	lastFailure atomic.Pointer[commitFailure]
 	lostWarned  time.Time // writer goroutine only
+	// anchorLags: the last digest written could not be anchored;
+	// WriteDigest catches up before anything else, and Prune waits for it
+	// (it could delete the digest the anchor still names).
+	anchorLags atomic.Bool
 }
 
 type pending struct {
