@@ -394,3 +394,32 @@ func TestAnchorEdgeCases(t *testing.T) {
 		t.Fatalf("Open over a forged anchored row: %v, want ErrAnchorMismatch", err)
 	}
 }
+
+// TestFlushBeforeFinalDigest: in async mode Record returns before the event
+// is written; Flush waits for everything recorded before it, so the last
+// digest at shutdown covers every event (before, queued events could be
+// left unsigned after a clean shutdown).
+func TestFlushBeforeFinalDigest(t *testing.T) {
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Async})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sg := newTestSigner(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		l.RunMaintenance(ctx, sg, time.Hour, 0, time.Now, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	record(t, l, 200, time.Now(), "Encrypt")
+	cancel() // shutdown: the final digest
+	<-done
+	rep, err := l.Verify(t.Context(), sg.verify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Events != 200 || rep.Unsigned != 0 {
+		t.Fatalf("after the final digest: %+v", rep)
+	}
+}

@@ -169,6 +169,11 @@ func (l *Log) RunMaintenance(ctx context.Context, signer Signer, interval, reten
 		select {
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			// Async mode: what is still queued goes into the file first, so
+			// that the last digest covers it.
+			if err := l.Flush(sctx); err != nil {
+				log.Error("audit: flushing the queue before the final digest failed", "err", err)
+			}
 			if _, _, err := l.WriteDigest(sctx, signer, now()); err != nil {
 				log.Error("audit: final digest failed", "err", err)
 			}

@@ -129,6 +129,9 @@ type pending struct {
 	errorCode string
 	account   string
 	done      chan error // nil in async mode
+	// barrier: not an event; the writer answers done once everything
+	// queued before it is committed (Flush).
+	barrier bool
 }
 
 // ErrClosed is returned by Record after Close.
@@ -400,6 +403,53 @@ func (l *Log) Record(ctx context.Context, ev *Event) error {
 	return <-p.done
 }
 
+// splitBarriers separates Flush's barriers from the events of a batch
+// (almost always there are none: no copy then).
+func splitBarriers(batch []*pending) (events, barriers []*pending) {
+	for i, p := range batch {
+		if p.barrier {
+			events = append(events, batch[:i]...)
+			for _, q := range batch[i:] {
+				if q.barrier {
+					barriers = append(barriers, q)
+				} else {
+					events = append(events, q)
+				}
+			}
+			return events, barriers
+		}
+	}
+	return batch, nil
+}
+
+// Flush returns once every event recorded before it is committed (in async
+// mode Record returns before that): the last digest at shutdown must cover
+// them, or they would be left unsigned.
+func (l *Log) Flush(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	b := &pending{barrier: true, done: make(chan error, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case l.queue <- b:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	l.mu.RUnlock()
+	select {
+	case err := <-b.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // writer is the single goroutine that writes events: it takes everything
 // queued (up to maxBatch) into one transaction, so concurrent requests
 // share its commit and fsync.
@@ -448,13 +498,20 @@ func (l *Log) writer() {
 			}
 		}
 		lastBatch = len(batch)
-		err := l.commit(batch)
-		l.depth.Add(-int64(len(batch)))
-		l.noteCommit(err, len(batch))
-		for _, q := range batch {
+		events, barriers := splitBarriers(batch)
+		var err error
+		if len(events) > 0 {
+			err = l.commit(events)
+			l.depth.Add(-int64(len(events)))
+			l.noteCommit(err, len(events))
+		}
+		for _, q := range events {
 			if q.done != nil {
 				q.done <- err
 			}
+		}
+		for _, q := range barriers {
+			q.done <- err
 		}
 	}
 }
