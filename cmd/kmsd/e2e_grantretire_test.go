@@ -14,19 +14,10 @@ import (
 // developer guide, "Retiring and revoking grants"); an identity policy that
 // denies it wins even for the retiring principal named in the grant.
 func TestE2ERetiringPrincipalAccount(t *testing.T) {
-	st := newE2EState(t)
-	srv := startKMSD(t)
-	ctx := t.Context()
-	admin, ac := adminClient(t, st, srv.addr)
-
-	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("retire")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyARN := aws.ToString(key.KeyMetadata.Arn)
-	account := aws.ToString(key.KeyMetadata.AWSAccountId)
 	const other = "210987654321"
-	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	sc := newGrantScene(t, other)
+	srv, admin, ac, keyARN, account, ctx := sc.srv, sc.admin, sc.ac, sc.keyARN, sc.account, t.Context()
+	var err error
 	plain, plainARN := e2eUser(t, srv, admin, other, "plain", "")
 	delegate, _ := e2eUser(t, srv, admin, other, "delegate", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:RetireGrant","Resource":"*"}]}`)
 	denied, deniedARN := e2eUser(t, srv, admin, account, "denied", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:RetireGrant","Resource":"*"}]}`)
@@ -82,18 +73,9 @@ func TestE2ERetiringPrincipalAccount(t *testing.T) {
 // identity policies allow kms:Encrypt, as an account named in a key policy
 // delegates to IAM; before, every principal of the account could.
 func TestE2EAccountGrantee(t *testing.T) {
-	st := newE2EState(t)
-	srv := startKMSD(t)
-	ctx := t.Context()
-	admin, ac := adminClient(t, st, srv.addr)
-
-	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("account grantee")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyARN := aws.ToString(key.KeyMetadata.Arn)
 	const other = "210987654321"
-	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	sc := newGrantScene(t, other)
+	srv, admin, ac, keyARN, ctx := sc.srv, sc.admin, sc.ac, sc.keyARN, t.Context()
 	plain, plainARN := e2eUser(t, srv, admin, other, "plain", "")
 	delegate, _ := e2eUser(t, srv, admin, other, "delegate", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}`)
 	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{
@@ -106,7 +88,7 @@ func TestE2EAccountGrantee(t *testing.T) {
 	if _, err := delegate.Encrypt(ctx, in); err != nil {
 		t.Fatalf("Encrypt by a user of the grantee account allowed kms:Encrypt: %v", err)
 	}
-	_, err = plain.Encrypt(ctx, in)
+	_, err := plain.Encrypt(ctx, in)
 	wantAccessDenied(t, err, plainARN, "Encrypt", "because no identity-based policy allows the kms:Encrypt action")
 }
 
@@ -114,16 +96,8 @@ func TestE2EAccountGrantee(t *testing.T) {
 // CreateGrant only through a grant may create grants with a subset of its
 // operations and constraints at least as strict, and no others.
 func TestE2EChildGrantLimits(t *testing.T) {
-	st := newE2EState(t)
-	srv := startKMSD(t)
-	ctx := t.Context()
-	admin, ac := adminClient(t, st, srv.addr)
-	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{Description: aws.String("child grants")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyARN := aws.ToString(key.KeyMetadata.Arn)
-	account := aws.ToString(key.KeyMetadata.AWSAccountId)
+	sc := newGrantScene(t, "")
+	srv, admin, ac, keyARN, account, ctx := sc.srv, sc.admin, sc.ac, sc.keyARN, sc.account, t.Context()
 	worker, workerARN := e2eUser(t, srv, admin, account, "worker", "")
 	_, otherARN := e2eUser(t, srv, admin, account, "other", "")
 	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(workerARN),
@@ -144,4 +118,30 @@ func TestE2EChildGrantLimits(t *testing.T) {
 	wantAccessDenied(t, child(types.GrantOperationEncrypt, &types.GrantConstraints{EncryptionContextSubset: map[string]string{"Department": "IT"}}),
 		workerARN, "CreateGrant", reason)
 	wantAccessDenied(t, child(types.GrantOperationDecrypt, nil), workerARN, "CreateGrant", reason)
+}
+
+// grantScene is what the grant tests start from: a kmsd, its bootstrap
+// admin (credentials and KMS client), one key of the admin's account, and,
+// if partner is set, a second account of that id.
+type grantScene struct {
+	srv     *server
+	admin   aws.Credentials
+	ac      *awskms.Client
+	keyARN  string
+	account string
+}
+
+func newGrantScene(t *testing.T, partner string) *grantScene {
+	t.Helper()
+	st := newE2EState(t)
+	srv := startKMSD(t)
+	admin, ac := adminClient(t, st, srv.addr)
+	key, err := ac.CreateKey(t.Context(), &awskms.CreateKeyInput{Description: aws.String("grants")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if partner != "" {
+		mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": partner, "Name": "partner"}, nil)
+	}
+	return &grantScene{srv: srv, admin: admin, ac: ac, keyARN: aws.ToString(key.KeyMetadata.Arn), account: aws.ToString(key.KeyMetadata.AWSAccountId)}
 }
