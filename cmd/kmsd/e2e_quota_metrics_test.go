@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -233,5 +235,35 @@ func TestE2EMetricsAndHealth(t *testing.T) {
 	}
 	if metricValue(after, "kmsd_keys", map[string]string{"state": "Enabled"}) != 1 {
 		t.Errorf("kmsd_keys{Enabled} = %v, want 1", metricValue(after, "kmsd_keys", map[string]string{"state": "Enabled"}))
+	}
+}
+
+// TestE2EReadinessSurvivesHangUps: a client that hangs up in the middle of
+// a readiness check does not mark the node unready for the others (the
+// cached check ran under the prober's context, which the hang-up
+// cancelled; before, one such request a second kept the node out of
+// rotation).
+func TestE2EReadinessSurvivesHangUps(t *testing.T) {
+	st := newE2EState(t)
+	s := st.start(t)
+	for i := range 5 {
+		time.Sleep(readyCacheFor + 100*time.Millisecond) // the next probe checks afresh
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // hang up at once
+		time.Sleep(50 * time.Millisecond)
+		resp, err := http.Get("http://" + s.addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("try %d: /readyz %d after a prober hung up", i, resp.StatusCode)
+		}
 	}
 }

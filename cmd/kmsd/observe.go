@@ -159,6 +159,11 @@ func (o *observability) ready(svc *kms.Service) func(context.Context) error {
 		if time.Since(o.readyAt) < readyCacheFor {
 			return o.readyErr
 		}
+		// Not the probe's context: the result is cached and shared by both
+		// listeners, so a client that hangs up mid-check (a cancelled
+		// context) must not mark the node unready for everyone.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyCheckTimeout)
+		defer cancel()
 		err := svc.Health(ctx)
 		if err == nil {
 			err = svc.ProbeWritable(ctx)
@@ -176,6 +181,9 @@ func (o *observability) ready(svc *kms.Service) func(context.Context) error {
 		return err
 	}
 }
+
+// readyCheckTimeout bounds one readiness check.
+const readyCheckTimeout = 2 * time.Second
 
 // serveHealth starts the separate /metrics, /healthz, /readyz listener when
 // metrics.listen is set.
@@ -203,7 +211,11 @@ func (o *observability) serveHealth(svc *kms.Service) (string, error) {
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
-	o.healthSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The API listener's timeouts: idle and slow connections must not pile
+	// up on the health listener either.
+	o.healthSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: time.Duration(o.cfg.HTTP.ReadTimeout), WriteTimeout: time.Duration(o.cfg.HTTP.WriteTimeout),
+		IdleTimeout: time.Duration(o.cfg.HTTP.IdleTimeout)}
 	go func() { _ = o.healthSrv.Serve(ln) }()
 	return ln.Addr().String(), nil
 }
