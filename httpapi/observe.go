@@ -54,7 +54,7 @@ type requestNote struct {
 	input   any
 	output  any
 	keys    []kms.KeyUse
-	charged map[quota.Class]bool
+	charged map[chargeKey]bool
 	obs     *observer
 }
 
@@ -103,29 +103,45 @@ func afterCall(ctx context.Context, out any) {
 	}
 }
 
-// onKey is the request's kms.KeyHook.
+// onKey is the request's kms.KeyHook: called when a request resolves a
+// key, and again once the caller is authorized to use it.
 func (n *requestNote) onKey(_ context.Context, k kms.KeyUse) error {
-	n.keys = append(n.keys, k)
+	if !k.Authorized {
+		n.keys = append(n.keys, k)
+	}
 	if n.obs.quotas == nil {
 		return nil
 	}
 	if _, byKey, ok := quota.OperationClass(n.st.operation); ok && byKey {
 		// Cryptographic requests count against the key owner's quota of
-		// the key's kind.
+		// the key's kind; another account's caller only once authorized,
+		// so that it cannot spend the owner's quota with requests the
+		// owner never allowed.
+		if foreign := n.caller != nil && n.caller.AccountID != k.AccountID; foreign != k.Authorized {
+			return nil
+		}
 		return n.charge(k.AccountID, quota.KeyClass(k.KeySpec))
 	}
 	return nil
 }
 
-// charge takes a token of class for account, once per request and class.
+// chargeKey is an account's quota class.
+type chargeKey struct {
+	account string
+	class   quota.Class
+}
+
+// charge takes a token of class for account, once per request, account and
+// class (a cross-account ReEncrypt spends a token of each account).
 func (n *requestNote) charge(account string, class quota.Class) error {
-	if n.charged[class] {
+	ck := chargeKey{account, class}
+	if n.charged[ck] {
 		return nil
 	}
 	if n.charged == nil {
-		n.charged = map[quota.Class]bool{}
+		n.charged = map[chargeKey]bool{}
 	}
-	n.charged[class] = true
+	n.charged[ck] = true
 	if n.obs.quotas.Allow(account, class) {
 		return nil
 	}

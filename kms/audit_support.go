@@ -23,6 +23,9 @@ type KeyUse struct {
 	AccountID string
 	KeySpec   string
 	KeyUsage  string
+	// Authorized: the hook is called again once the caller is authorized
+	// to use the key (quotas charge another account's key only then).
+	Authorized bool
 }
 
 // KeyHook is called for every key a request resolves, before the request
@@ -37,13 +40,14 @@ func WithKeyHook(ctx context.Context, h KeyHook) context.Context {
 	return context.WithValue(ctx, keyHookKey{}, h)
 }
 
-// noteKey runs the request's KeyHook, if any, for a resolved key.
-func (s *Service) noteKey(ctx context.Context, k KeyRecord, arn string) error {
+// noteKey runs the request's KeyHook, if any, for a resolved key, and
+// again (authorized) once authorizeKey allowed the caller to use it.
+func (s *Service) noteKey(ctx context.Context, k KeyRecord, arn string, authorized bool) error {
 	h, _ := ctx.Value(keyHookKey{}).(KeyHook)
 	if h == nil {
 		return nil
 	}
-	return h(ctx, KeyUse{ARN: arn, AccountID: k.AccountID, KeySpec: k.KeySpec, KeyUsage: k.KeyUsage})
+	return h(ctx, KeyUse{ARN: arn, AccountID: k.AccountID, KeySpec: k.KeySpec, KeyUsage: k.KeyUsage, Authorized: authorized})
 }
 
 // AuthorizeAudit decides whether the caller may run audit operation op

@@ -375,7 +375,7 @@ func (s *Service) authorizeKey(ctx context.Context, r resolved, a access) error 
 			s.log.DebugContext(ctx, "allowed by grant", "key_id", r.key.ID, "grant_id", grant.GrantID, "action", a.action)
 		}
 	}
-	return nil
+	return s.noteKey(ctx, r.key, r.arn, true) // quotas of another account's key (audit_support.go)
 }
 
 // maxContextChoices bounds contextValueChoices: pairs whose keys differ only

@@ -7,3 +7,6 @@ func SetRotationFault(f func(stage string) error) (restore func()) {
 	rotationFault = f
 	return func() { rotationFault = old }
 }
+
+// DataKeyPairSpecs are the KeyPairSpec values GenerateDataKeyPair accepts.
+var DataKeyPairSpecs = dataKeyPairSpecs

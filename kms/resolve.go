@@ -84,7 +84,7 @@ func (s *Service) loadKey(ctx context.Context, p Principal, account, keyID strin
 	if err != nil {
 		return resolved{}, Internal(err)
 	}
-	if err := s.noteKey(ctx, k, arn); err != nil { // audit resources, quotas (audit_support.go)
+	if err := s.noteKey(ctx, k, arn, false); err != nil { // audit resources, quotas (audit_support.go)
 		return resolved{}, err
 	}
 	r := resolved{key: k, arn: arn, caller: p}

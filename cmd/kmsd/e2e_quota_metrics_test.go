@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"io"
 	"net"
 	"net/http"
@@ -265,5 +266,55 @@ func TestE2EReadinessSurvivesHangUps(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("try %d: /readyz %d after a prober hung up", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestE2EQuotaCrossAccount: another account's requests on a key count
+// against the key owner's quota only once authorized (before, a caller
+// with no access to the key spent the owner's tokens with refused requests
+// and throttled the owner), and a cross-account ReEncrypt spends a token of
+// each account (before, the second account's bucket of the same class was
+// skipped).
+func TestE2EQuotaCrossAccount(t *testing.T) {
+	const other = "210987654321"
+	st := newE2EState(t)
+	t.Setenv("KMSD_QUOTAS", "")
+	srv := startKMSD(t, "-config", auditConfig(t, "quotas:\n  burst: 1\n  rates:\n    cryptographic_symmetric: 3\n  accounts:\n    \""+other+"\":\n      cryptographic_symmetric: 0.001\n"))
+	ctx := t.Context()
+	admin, ac := adminClient(t, st, srv.addr)
+	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	outsider, outsiderARN := e2eUser(t, srv, admin, other, "outsider", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`)
+	for range 10 { // no grant, default key policy: refused every time, never throttled
+		_, err := outsider.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")})
+		wantAccessDenied(t, err, outsiderARN, "Encrypt", "because no resource-based policy allows the kms:Encrypt action")
+	}
+	enc, err := ac.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")})
+	if err != nil {
+		t.Fatalf("the owner after refused requests of another account: %v", err)
+	}
+
+	// A ReEncrypt from the owner's key to a key of the other account,
+	// whose bucket holds one token: the first spends it, the second is
+	// throttled.
+	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(outsiderARN),
+		Operations: []types.GrantOperation{types.GrantOperationDecrypt, types.GrantOperationReEncryptFrom}}); err != nil {
+		t.Fatal(err)
+	}
+	own, err := outsider.CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &awskms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: own.KeyMetadata.KeyId}
+	if _, err := outsider.ReEncrypt(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 }); err != nil {
+		t.Fatalf("first ReEncrypt: %v", err)
+	}
+	_, err = outsider.ReEncrypt(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 })
+	if code, _ := apiCode(err); code != "ThrottlingException" {
+		t.Fatalf("second ReEncrypt: %v, want ThrottlingException from the other account's bucket", err)
 	}
 }

@@ -64,9 +64,11 @@ func signMech(p hsm.SignParams) string {
 	return "unknown"
 }
 
-func (d *Device) GenerateAESKey(ctx context.Context, id []byte, label string) (err error) {
-	defer d.observe("GenerateKey", "CKM_AES_KEY_GEN", time.Now(), err)
-	return d.Device.GenerateAESKey(ctx, id, label)
+func (d *Device) GenerateAESKey(ctx context.Context, id []byte, label string) error {
+	start := time.Now()
+	err := d.Device.GenerateAESKey(ctx, id, label)
+	d.observe("GenerateKey", "CKM_AES_KEY_GEN", start, err)
+	return err
 }
 
 func (d *Device) EncryptGCM(ctx context.Context, id, iv, plaintext, aad []byte) ([]byte, error) {

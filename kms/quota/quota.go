@@ -53,6 +53,8 @@ var DefaultRates = map[Class]float64{
 	DataKeyPair("RSA_3072"):        0.5,
 	DataKeyPair("RSA_4096"):        0.1,
 	DataKeyPair("SM2"):             25,
+	// Not in the reference's table; an elliptic curve as cheap as P-256.
+	DataKeyPair("ECC_NIST_EDWARDS25519"): 25,
 
 	"CancelKeyDeletion":         5,
 	"CreateAlias":               5,
