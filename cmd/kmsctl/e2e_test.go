@@ -482,3 +482,73 @@ func hashFile(t *testing.T, path string) [32]byte {
 	}
 	return [32]byte(h.Sum(nil))
 }
+
+// TestEnvelopeOutputsNeverInputs: with --force, an output that is another
+// input (an earlier file's output replacing a later input before it was
+// read), an output two inputs share, and an output that stdin is
+// redirected from are all refused before anything is written; and a
+// message with more encrypted data keys than --max-encrypted-data-keys
+// (default 10) is refused before any KMS call is made for them.
+func TestEnvelopeOutputsNeverInputs(t *testing.T) {
+	srv := testkmsd.Start(t)
+	arn := srv.CreateKey(t, "outputs")
+	dir := t.TempDir()
+	a, aEnc := filepath.Join(dir, "a"), filepath.Join(dir, "a.enc")
+	for name, content := range map[string]string{a: "AAAA", aEnc: "precious"} {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, errs, code := kmsctlRun(t, srv, nil, "encrypt", "--force", "--key-id", arn, a, aEnc); code != 2 || !strings.Contains(errs, "is the input file") {
+		t.Fatalf("an output that is a later input: exit %d %s", code, errs)
+	}
+	if got, _ := os.ReadFile(aEnc); string(got) != "precious" {
+		t.Fatalf("the later input was replaced: %q", got)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(sub, "a")
+	if err := os.WriteFile(b, []byte("BBBB"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	if _, errs, code := kmsctlRun(t, srv, nil, "encrypt", "--force", "--key-id", arn, "--out", outDir, a, b); code != 2 || !strings.Contains(errs, "would both be written") {
+		t.Fatalf("two inputs, one output: exit %d %s", code, errs)
+	}
+	// stdin redirected from the output file.
+	cmd := exec.Command(testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--force", "--key-id", arn, "-o", a)
+	cmd.Env = srv.Env()
+	f, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdin = f
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "is the input file stdin") {
+		t.Fatalf("stdin redirected from the output: %v %s", err, errb.String())
+	}
+	if got, _ := os.ReadFile(a); string(got) != "AAAA" {
+		t.Fatalf("the file stdin came from was replaced: %q", got)
+	}
+
+	// Eleven data keys: refused on decrypt by default, accepted when allowed.
+	var keys []string
+	for i := range 11 {
+		keys = append(keys, "--key-id", srv.CreateKey(t, fmt.Sprintf("edk-%d", i)))
+	}
+	many := filepath.Join(dir, "many")
+	if err := os.WriteFile(many, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, srv, nil, append(append([]string{"encrypt"}, keys...), many)...)
+	if _, errs, code := kmsctlRun(t, srv, nil, "decrypt", "-o", "-", many+".enc"); code == 0 || !strings.Contains(errs, "encrypted data keys") {
+		t.Fatalf("11 data keys with the default limit: exit %d %s", code, errs)
+	}
+	if got := mustRun(t, srv, nil, "decrypt", "--max-encrypted-data-keys", "11", "-o", "-", many+".enc"); got != "x" {
+		t.Fatalf("11 data keys allowed: %q", got)
+	}
+}

@@ -60,6 +60,7 @@ type envelopeFlags struct {
 	discoveryPartition string
 	unsafeStreaming    bool
 	bufferDir          string
+	maxDataKeys        int
 }
 
 func (f *envelopeFlags) add(fs *flag.FlagSet, enc bool) {
@@ -76,6 +77,8 @@ func (f *envelopeFlags) add(fs *flag.FlagSet, enc bool) {
 		fs.Var(&f.context, "encryption-context", "KEY=VALUE the message's context must contain (repeatable)")
 		fs.BoolVar(&f.unsafeStreaming, "unsafe-streaming", false, "to stdout: release plaintext before a signed message's signature is verified (files are always published only after verification)")
 		fs.StringVar(&f.bufferDir, "buffer-dir", "", "where signed messages decrypted to stdout are spooled (ciphertext only; default $TMPDIR)")
+		fs.IntVar(&f.maxDataKeys, "max-encrypted-data-keys", defaultMaxDataKeys,
+			"refuse messages with more encrypted data keys than this (each one the keyring tries is a KMS call; 0: the format's 65535)")
 	}
 	fs.StringVar(&f.out, "out", "", "output file, or directory for several inputs; - for stdout (default: FILE.enc / FILE without .enc)")
 	fs.StringVar(&f.out, "o", "", "short for --out")
@@ -171,6 +174,10 @@ func runEnvelope(ctx context.Context, e *Env, f *envelopeFlags, args []string, e
 		cmm = c
 	}
 	client := envelope.New(cmm)
+	client.MaxEncryptedDataKeys = f.maxDataKeys
+	if err := checkOutputs(e, f, args, enc); err != nil {
+		return err
+	}
 
 	for _, in := range args {
 		before := [3]int64{counter.gdk.Load(), counter.enc.Load(), counter.dec.Load()}
@@ -267,6 +274,61 @@ func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.
 		}
 	}
 	return info, out, nil
+}
+
+// defaultMaxDataKeys bounds the encrypted data keys kmsctl decrypt accepts:
+// an untrusted message can list thousands, each of which the keyring would
+// try with a KMS Decrypt call (the ESDK's CLI has the same option).
+const defaultMaxDataKeys = 10
+
+// checkOutputs refuses, before anything is written, an output that is one
+// of the inputs (by another path, or stdin redirected from it) or that two
+// inputs share: with --force, an earlier file's output would otherwise
+// replace a later input before it is read.
+func checkOutputs(e *Env, f *envelopeFlags, args []string, enc bool) error {
+	type input struct {
+		name string
+		st   os.FileInfo
+	}
+	var inputs []input
+	for _, in := range args {
+		if in == "-" {
+			if file, ok := e.Stdin.(*os.File); ok {
+				if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
+					inputs = append(inputs, input{"stdin", st})
+				}
+			}
+			continue
+		}
+		if st, err := os.Stat(in); err == nil {
+			inputs = append(inputs, input{in, st})
+		}
+	}
+	outputs := map[string]string{}
+	for _, in := range args {
+		out := outputPath(f.out, in, enc)
+		if out == "-" {
+			continue
+		}
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return err
+		}
+		if other, dup := outputs[abs]; dup {
+			return usagef("%s and %s would both be written to %s", other, in, out)
+		}
+		outputs[abs] = in
+		st, err := os.Stat(out)
+		if err != nil {
+			continue
+		}
+		for _, i := range inputs {
+			if os.SameFile(st, i.st) {
+				return usagef("output %s is the input file %s", out, i.name)
+			}
+		}
+	}
+	return nil
 }
 
 func inputOrEmpty(in string) string {
