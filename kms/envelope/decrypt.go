@@ -212,7 +212,7 @@ func pipeFrames(ctx context.Context, sc *format.FrameScanner, key, messageID []b
 		hashIn:  true,
 		writeIn: rawOut,
 		dst:     out,
-		jobSize: 2 * (batchBytes + min(int(frameLen), 1<<20) + 64<<10),
+		jobSize: decryptJobSize(frameLen),
 	})
 	readErr := readFrames(ctx, sc, p)
 	if err := p.wait(); err != nil {
@@ -225,6 +225,14 @@ func pipeFrames(ctx context.Context, sc *format.FrameScanner, key, messageID []b
 		return 0, nil
 	}
 	return p.written, nil
+}
+
+// decryptJobSize is what one decrypt batch holds, in and out, counted
+// with the real frame length as encrypt counts it: a cap on it (there was
+// one at 1 MiB) lets messages with huge frames (up to 4 GiB each) keep many
+// batches in flight, far over inflightBytes.
+func decryptJobSize(frameLen uint32) int {
+	return 2 * (batchBytes + int(frameLen) + 64<<10)
 }
 
 // readFrames is the producer of pipeFrames: the scanner reads about

@@ -97,12 +97,16 @@ type pipeline struct {
 	tokens  int // of job.done per job: 1, or 2 when the hasher waits too
 }
 
+// poolSize is how many batches a pipeline keeps: enough to keep every
+// worker busy while the writer and the hasher each lag a few behind (see
+// maxJobs); fewer for huge frames, but at least two.
+func poolSize(workers, jobSize int) int {
+	return max(2, min(max(2*workers+2, maxJobs), inflightBytes/max(1, jobSize)))
+}
+
 func startPipeline(cfg pipelineConfig) *pipeline {
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers)
-	// Enough batches to keep every worker busy while the writer and the
-	// hasher each lag a few behind (see maxJobs); fewer for huge frames,
-	// but at least two.
-	pool := max(2, min(max(2*workers+2, maxJobs), inflightBytes/max(1, cfg.jobSize)))
+	pool := poolSize(workers, cfg.jobSize)
 	p := &pipeline{
 		cfg:    cfg,
 		work:   make(chan *job, pool),
