@@ -552,3 +552,44 @@ func TestEnvelopeOutputsNeverInputs(t *testing.T) {
 		t.Fatalf("11 data keys allowed: %q", got)
 	}
 }
+
+// TestInterruptWithIdleStdin: an interrupt ends kmsctl encrypt, and removes
+// its temporary output, while stdin is an open pipe that sends nothing
+// (before, the blocking read held the interrupt off until the pipe closed).
+func TestInterruptWithIdleStdin(t *testing.T) {
+	srv := testkmsd.Start(t)
+	arn := srv.CreateKey(t, "idle")
+	dir := t.TempDir()
+	cmd := exec.Command(testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", filepath.Join(dir, "out.enc"))
+	cmd.Env = srv.Env()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stdin.Write([]byte("some bytes, then nothing")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the data key is made, the read waits
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("after an interrupt: %v, want exit status 130\n%s", err, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("kmsctl did not stop on an interrupt while stdin was idle")
+	}
+	assertNoTemp(t, dir)
+}

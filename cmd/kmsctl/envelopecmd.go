@@ -207,6 +207,9 @@ func runEnvelope(ctx context.Context, e *Env, f *envelopeFlags, args []string, e
 // processOne encrypts or decrypts one input and returns where it went.
 func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.Client, in string, enc bool, suite *format.Suite) (*envelope.MessageInfo, string, error) {
 	var src io.Reader = e.Stdin
+	if in == "-" && !isRegularFile(e.Stdin) {
+		src = readUntilDone(ctx, e.Stdin)
+	}
 	size := int64(-1)
 	if in != "-" {
 		file, err := os.Open(in)
@@ -274,6 +277,31 @@ func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.
 		}
 	}
 	return info, out, nil
+}
+
+// readUntilDone reads r through a pipe that fails with ctx's error once
+// ctx is done: a read from a terminal or a pipe that stays open but sends
+// nothing would otherwise hold off an interrupt (and the cleanup of the
+// temporary output) until the writer closes it. The copying goroutine may
+// stay blocked in r's read; the process is about to exit then.
+func readUntilDone(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.CopyBuffer(pw, r, make([]byte, 1<<20))
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a blocked Read returns it
+	return pr
+}
+
+// isRegularFile reports whether r is a regular file, whose reads never wait.
+func isRegularFile(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
 }
 
 // defaultMaxDataKeys bounds the encrypted data keys kmsctl decrypt accepts:
