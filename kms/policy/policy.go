@@ -327,10 +327,8 @@ func parsePrincipals(v *jvalue) ([]principalEntry, error) {
 				}
 				out = append(out, e)
 			case "Service":
-				if s == "*" {
-					out = append(out, principalEntry{kind: pAny, typ: "Service", value: s})
-					continue
-				}
+				// No wildcard: a service principal names one AWS service
+				// (Access Analyzer: "Unsupported wildcard in principal").
 				if strings.ContainsAny(s, "*?") {
 					return nil, malformed(MsgInvalidPrincipals)
 				}

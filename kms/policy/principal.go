@@ -134,7 +134,7 @@ func validPathName(s string) bool {
 func (e *principalEntry) match(p Principal) principalMatch {
 	switch e.kind {
 	case pAny:
-		if e.typ == "*" || p.Type != TypeService {
+		if anyMatches(e.typ, p) {
 			return matchDirect
 		}
 	case pAccount:
@@ -154,6 +154,20 @@ func (e *principalEntry) match(p Principal) principalMatch {
 		}
 	}
 	return matchNone
+}
+
+// anyMatches reports whether a wildcard principal of type typ names the
+// caller: "*" everyone, {"AWS":"*"} every AWS principal (not services), and
+// {"Service":"*"} services only (which the parser refuses anyway: IAM's
+// Access Analyzer rejects the wildcard; it used to match every user here).
+func anyMatches(typ string, p Principal) bool {
+	switch typ {
+	case "*":
+		return true
+	case "Service":
+		return p.Type == TypeService
+	}
+	return p.Type != TypeService
 }
 
 // matchPrincipals returns the strongest match of the caller among entries.
@@ -182,7 +196,7 @@ func notPrincipalExempts(entries []principalEntry, p Principal) bool {
 		e := &entries[i]
 		switch e.kind {
 		case pAny:
-			if e.typ == "*" || p.Type != TypeService {
+			if anyMatches(e.typ, p) {
 				return true
 			}
 		case pService:
