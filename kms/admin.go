@@ -614,15 +614,7 @@ func (s *Service) AdminTagPrincipal(ctx context.Context, in *TagPrincipalInput) 
 	if err != nil {
 		return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
 	}
-	var respelled []string
-	for _, old := range existing {
-		for _, t := range tags {
-			if old.Key != t.Key && strings.EqualFold(old.Key, t.Key) {
-				respelled = append(respelled, old.Key)
-			}
-		}
-	}
-	if len(respelled) > 0 {
+	if respelled := respelledTags(existing, tags); len(respelled) > 0 {
 		if err := s.store.DeletePrincipalTags(ctx, rec.ARN, respelled); err != nil {
 			return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
 		}

@@ -115,6 +115,7 @@ type keyAuthz struct {
 	policy  *policy.Policy
 	grants  []GrantRecord
 	tags    map[string]string
+	tagKeys []string // tags' keys in order, for aws:ResourceTag
 	aliases []string
 }
 
@@ -210,7 +211,7 @@ func (s *Service) keyAuthz(ctx context.Context, k KeyRecord) (*keyAuthz, error) 
 	for _, a := range aliasList {
 		aliases = append(aliases, a.Name)
 	}
-	e := &keyAuthz{loaded: now, policy: pol, grants: grants, tags: tags, aliases: aliases}
+	e := &keyAuthz{loaded: now, policy: pol, grants: grants, tags: tags, tagKeys: slices.Sorted(maps.Keys(tags)), aliases: aliases}
 	s.authz.mu.Lock()
 	if s.authz.keys == nil {
 		s.authz.keys = map[string]*keyAuthz{}
@@ -313,8 +314,10 @@ func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access, c
 	c["kms:customermasterkeyusage"] = []string{k.KeyUsage}
 	c[policy.KeyKeyOrigin] = []string{k.Origin}
 	c[policy.KeyMultiRegion] = []string{"false"}
-	for tk, tv := range ka.tags {
-		c[policy.KeyResourceTagPrefix+strings.ToLower(tk)] = []string{tv}
+	// In key order: tags stored before keys differing only in case were
+	// refused decide the same way every time.
+	for _, tk := range ka.tagKeys {
+		c[policy.KeyResourceTagPrefix+strings.ToLower(tk)] = []string{ka.tags[tk]}
 	}
 	if len(ka.aliases) > 0 {
 		c[policy.KeyResourceAliases] = ka.aliases

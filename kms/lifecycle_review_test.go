@@ -142,3 +142,39 @@ func TestListAliasesForeignKey(t *testing.T) {
 		wantCode(t, err, kms.CodeNotFound)
 	}
 }
+
+// TestResourceTagKeysIgnoreCase: tag keys of a key that differ only in case
+// are one key to aws:RequestTag and aws:ResourceTag conditions, so a request
+// with both is refused, and a new spelling of a key replaces the old one.
+// Before, [Env=prod, env=dev] dodged a Deny on aws:RequestTag/env=prod, and
+// an Allow on aws:ResourceTag/env=prod then held for some requests at
+// random.
+func TestResourceTagKeysIgnoreCase(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	tag := func(k, v string) kms.Tag { return kms.Tag{TagKey: ptr(k), TagValue: ptr(v)} }
+	_, err := e.svc.TagResource(e.ctx, &kms.TagResourceInput{KeyId: ptr(md.KeyId), Tags: []kms.Tag{tag("Env", "prod"), tag("env", "dev")}})
+	wantCode(t, err, kms.CodeTag)
+	_, err = e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{Tags: []kms.Tag{tag("Env", "prod"), tag("env", "dev")}})
+	wantCode(t, err, kms.CodeTag)
+
+	if _, err := e.svc.TagResource(e.ctx, &kms.TagResourceInput{KeyId: ptr(md.KeyId), Tags: []kms.Tag{tag("Env", "prod")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.TagResource(e.ctx, &kms.TagResourceInput{KeyId: ptr(md.KeyId), Tags: []kms.Tag{tag("env", "dev")}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := e.svc.ListResourceTags(e.ctx, &kms.ListResourceTagsInput{KeyId: ptr(md.KeyId)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags.Tags) != 1 || *tags.Tags[0].TagKey != "env" || *tags.Tags[0].TagValue != "dev" {
+		t.Fatalf("tags after re-spelling a key: %+v", tags.Tags)
+	}
+	prodOnly := e.identity(t, testAccount, "prodonly",
+		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/env":"prod"}}}]}`)
+	for range 20 {
+		_, err := e.svc.Encrypt(prodOnly, &kms.EncryptInput{KeyId: ptr(md.Arn), Plaintext: []byte("x")})
+		wantDenied(t, err, "because no identity-based policy allows the kms:Encrypt action")
+	}
+}

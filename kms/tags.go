@@ -20,19 +20,33 @@ const maxTagsPerKey = 50
 // found. Please note that Tag keys are case insensitive."): two keys that
 // differ only in case would meet in one aws:PrincipalTag/KEY condition key.
 func validatePrincipalTags(tags []Tag) ([]TagRecord, error) {
-	out, err := validateTags(tags)
-	if err != nil {
-		return nil, err
-	}
-	seen := make(map[string]bool, len(out))
-	for _, t := range out {
-		k := strings.ToLower(t.Key)
+	seen := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		if t.TagKey == nil {
+			continue // validateTags says what is wrong
+		}
+		k := strings.ToLower(*t.TagKey)
 		if seen[k] {
 			return nil, Errorf(CodeValidation, "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
 		}
 		seen[k] = true
 	}
-	return out, nil
+	return validateTags(tags)
+}
+
+// respelledTags returns the keys of existing tags that a new tag names in
+// another case: the same key to IAM's aws:ResourceTag and aws:PrincipalTag
+// conditions, so the new spelling replaces the old rather than joining it.
+func respelledTags(existing, tags []TagRecord) []string {
+	var out []string
+	for _, old := range existing {
+		for _, t := range tags {
+			if old.Key != t.Key && strings.EqualFold(old.Key, t.Key) {
+				out = append(out, old.Key)
+			}
+		}
+	}
+	return out
 }
 
 func validateTags(tags []Tag) ([]TagRecord, error) {
@@ -53,10 +67,14 @@ func validateTags(tags []Tag) ([]TagRecord, error) {
 		if strings.HasPrefix(strings.ToLower(key), "aws:") {
 			return nil, Errorf(CodeTag, "Tags beginning with aws: are reserved")
 		}
-		if seen[key] {
+		// Keys differing only in case are one key to aws:RequestTag and
+		// aws:ResourceTag conditions, whose key part IAM matches without
+		// regard to case: two would leave which value a condition sees to
+		// chance.
+		if seen[strings.ToLower(key)] {
 			return nil, Errorf(CodeTag, "Duplicate tag keys")
 		}
-		seen[key] = true
+		seen[strings.ToLower(key)] = true
 		out = append(out, TagRecord{Key: key, Value: value})
 	}
 	return out, nil
@@ -79,6 +97,15 @@ func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty
 	}
 	if err := checkNotPendingDeletion(r); err != nil {
 		return nil, err
+	}
+	existing, err := s.store.ListTags(ctx, r.key.ID, "", 0)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	if old := respelledTags(existing, tags); len(old) > 0 {
+		if err := s.store.DeleteTags(ctx, r.key.ID, old); err != nil {
+			return nil, Internal(err)
+		}
 	}
 	if err := s.store.PutTags(ctx, r.key.ID, tags, maxTagsPerKey); err != nil {
 		if errors.Is(err, ErrStoreExhausted) {
