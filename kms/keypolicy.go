@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"hsmkms/kms/policy"
 )
@@ -34,7 +35,12 @@ func checkPolicyName(v *string) error {
 // quota (LimitExceededException), the grammar
 // (MalformedPolicyDocumentException), and, unless bypassed, the lockout
 // safety check: the caller must still be allowed kms:PutKeyPolicy.
-func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyARN, keyAccount string, bypass bool) (*policy.Policy, error) {
+//
+// keyConds are the condition keys of the key (spec, usage, origin, resource
+// tags, aliases): the lockout check asks whether the caller could still call
+// PutKeyPolicy on this key, without the bypass, so it must see what that
+// call's authorization would see.
+func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyARN, keyAccount string, bypass bool, keyConds map[string][]string) (*policy.Policy, error) {
 	if err := checkLength("policy", doc, 1, 131072); err != nil {
 		return nil, err
 	}
@@ -59,6 +65,10 @@ func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyAR
 		return nil, Internal(err)
 	}
 	c := s.requestContext(ctx, p)
+	for k, v := range keyConds {
+		c[k] = v
+	}
+	c[policy.KeyBypassLockoutCheck] = []string{"false"}
 	req := &policy.Request{Principal: enginePrincipal(p), Action: "kms:PutKeyPolicy", Resource: keyARN, Context: c}
 	d := policy.CheckLockout(pol, policy.Input{Request: req, KeyAccountID: keyAccount, IdentityPolicies: ids})
 	if !d.Allowed {
@@ -111,7 +121,13 @@ func (s *Service) PutKeyPolicy(ctx context.Context, in *PutKeyPolicyInput) (*Emp
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.validateKeyPolicy(ctx, r.caller, doc, r.arn, r.key.AccountID, bypass); err != nil {
+	ka, err := s.keyAuthz(ctx, r.key)
+	if err != nil {
+		return nil, Internal(err)
+	}
+	keyConds := map[string][]string{}
+	addKeyContext(keyConds, r.key, ka, access{action: "PutKeyPolicy"}, nil)
+	if _, err := s.validateKeyPolicy(ctx, r.caller, doc, r.arn, r.key.AccountID, bypass, keyConds); err != nil {
 		return nil, err
 	}
 	if err := s.store.PutKeyPolicy(ctx, r.key.ID, doc, s.now()); err != nil {
@@ -166,7 +182,16 @@ func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *Creat
 	if in.Policy == nil {
 		return policy.DefaultKeyPolicy(p.AccountID), nil
 	}
-	if _, err := s.validateKeyPolicy(ctx, p, *in.Policy, s.keyARN(p.AccountID, keyID), p.AccountID, bypass); err != nil {
+	// The new key's own condition keys: its spec, usage, origin, and its
+	// tags as resource tags.
+	keyConds := map[string][]string{
+		policy.KeyKeySpec: {spec}, policy.KeyKeyUsage: {usage}, policy.KeyKeyOrigin: {origin},
+		policy.KeyMultiRegion: {strconv.FormatBool(isTrue(in.MultiRegion))},
+	}
+	for _, t := range tags {
+		keyConds[policy.KeyResourceTagPrefix+strings.ToLower(t.Key)] = []string{t.Value}
+	}
+	if _, err := s.validateKeyPolicy(ctx, p, *in.Policy, s.keyARN(p.AccountID, keyID), p.AccountID, bypass, keyConds); err != nil {
 		return "", err
 	}
 	return *in.Policy, nil

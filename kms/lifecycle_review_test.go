@@ -178,3 +178,30 @@ func TestResourceTagKeysIgnoreCase(t *testing.T) {
 		wantDenied(t, err, "because no identity-based policy allows the kms:Encrypt action")
 	}
 }
+
+// TestLockoutCheckSeesTheKeysConditions: the lockout safety check asks
+// whether the caller could still call PutKeyPolicy, so it sees what that
+// call's authorization sees: kms:BypassPolicyLockoutSafetyCheck (false) and
+// the key's resource tags. Before, an admin allowed only with those
+// conditions was told a policy would lock it out when it would not.
+func TestLockoutCheckSeesTheKeysConditions(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	adminARN := "arn:aws:iam::" + testAccount + ":user/admin"
+	admin := e.identity(t, testAccount, "admin")
+	for _, cond := range []string{
+		`{"Bool":{"kms:BypassPolicyLockoutSafetyCheck":"false"}}`,
+		`{"StringEquals":{"aws:ResourceTag/team":"ops"}}`,
+	} {
+		md := e.createKey(t)
+		if _, err := e.svc.TagResource(e.ctx, &kms.TagResourceInput{KeyId: ptr(md.KeyId), Tags: []kms.Tag{{TagKey: ptr("team"), TagValue: ptr("ops")}}}); err != nil {
+			t.Fatal(err)
+		}
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + adminARN + `"},"Action":"kms:*","Resource":"*","Condition":` + cond + `}]}`
+		if _, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(doc), BypassPolicyLockoutSafetyCheck: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.PutKeyPolicy(admin, &kms.PutKeyPolicyInput{KeyId: ptr(md.Arn), Policy: ptr(doc)}); err != nil {
+			t.Fatalf("re-putting a policy under %s that keeps the admin's access: %v", cond, err)
+		}
+	}
+}
