@@ -54,7 +54,7 @@ type requestNote struct {
 	input   any
 	output  any
 	keys    []kms.KeyUse
-	charged map[chargeKey]bool
+	charged map[chargeKey]bool // true: a token taken; false: throttled
 	obs     *observer
 }
 
@@ -114,13 +114,21 @@ func (n *requestNote) onKey(_ context.Context, k kms.KeyUse) error {
 	}
 	if _, byKey, ok := quota.OperationClass(n.st.operation); ok && byKey {
 		// Cryptographic requests count against the key owner's quota of
-		// the key's kind; another account's caller only once authorized,
-		// so that it cannot spend the owner's quota with requests the
-		// owner never allowed.
-		if foreign := n.caller != nil && n.caller.AccountID != k.AccountID; foreign != k.Authorized {
-			return nil
+		// the key's kind. A caller from another account spends the
+		// owner's quota only once authorized, so that it cannot throttle
+		// the owner with requests the owner never allowed; before that it
+		// spends its own account's, so that a flood of refused requests
+		// is throttled where it comes from.
+		class := quota.KeyClass(k.KeySpec)
+		foreign := n.caller != nil && n.caller.AccountID != k.AccountID
+		switch {
+		case !foreign && !k.Authorized:
+			return n.charge(k.AccountID, class)
+		case foreign && !k.Authorized:
+			return n.charge(n.caller.AccountID, class)
+		case foreign && k.Authorized:
+			return n.charge(k.AccountID, class)
 		}
-		return n.charge(k.AccountID, quota.KeyClass(k.KeySpec))
 	}
 	return nil
 }
@@ -133,16 +141,24 @@ type chargeKey struct {
 
 // charge takes a token of class for account, once per request, account and
 // class (a cross-account ReEncrypt spends a token of each account).
+//
+// A refusal sticks for the rest of the request: a caller that drops the
+// first ThrottlingException (ReEncrypt's early look at its source key) must
+// not find the bucket charged on the next look.
 func (n *requestNote) charge(account string, class quota.Class) error {
 	ck := chargeKey{account, class}
-	if n.charged[ck] {
-		return nil
+	if allowed, seen := n.charged[ck]; seen {
+		if allowed {
+			return nil
+		}
+		return kms.Errorf(kms.CodeThrottling, throttleMessage)
 	}
 	if n.charged == nil {
 		n.charged = map[chargeKey]bool{}
 	}
-	n.charged[ck] = true
-	if n.obs.quotas.Allow(account, class) {
+	allowed := n.obs.quotas.Allow(account, class)
+	n.charged[ck] = allowed
+	if allowed {
 		return nil
 	}
 	n.obs.metrics.Throttled(n.st.operation, string(class))

@@ -270,16 +270,21 @@ func TestE2EReadinessSurvivesHangUps(t *testing.T) {
 }
 
 // TestE2EQuotaCrossAccount: another account's requests on a key count
-// against the key owner's quota only once authorized (before, a caller
-// with no access to the key spent the owner's tokens with refused requests
-// and throttled the owner), and a cross-account ReEncrypt spends a token of
-// each account (before, the second account's bucket of the same class was
-// skipped).
+// against the key owner's quota only once authorized; until then they
+// count against the caller's own account, so refused requests from another
+// account are throttled there and never throttle the owner (before, a
+// caller with no access spent the owner's tokens). A cross-account
+// ReEncrypt spends a token of each account (before, the second account's
+// bucket of the same class was skipped), and a ReEncrypt naming its source
+// key is throttled like any other request (a throttled early look at the
+// source used to leave the class marked as charged).
 func TestE2EQuotaCrossAccount(t *testing.T) {
 	const other = "210987654321"
 	st := newE2EState(t)
 	t.Setenv("KMSD_QUOTAS", "")
-	srv := startKMSD(t, "-config", auditConfig(t, "quotas:\n  burst: 1\n  rates:\n    cryptographic_symmetric: 3\n  accounts:\n    \""+other+"\":\n      cryptographic_symmetric: 0.001\n"))
+	const thirdAccount = "333344445555"
+	srv := startKMSD(t, "-config", auditConfig(t, "quotas:\n  burst: 1\n  rates:\n    cryptographic_symmetric: 3\n  accounts:\n"+
+		"    \""+other+"\":\n      cryptographic_symmetric: 0.001\n    \""+thirdAccount+"\":\n      cryptographic_symmetric: 0.001\n"))
 	ctx := t.Context()
 	admin, ac := adminClient(t, st, srv.addr)
 	key, err := ac.CreateKey(ctx, &awskms.CreateKeyInput{})
@@ -287,34 +292,61 @@ func TestE2EQuotaCrossAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	account := aws.ToString(key.KeyMetadata.AWSAccountId)
 	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "partner"}, nil)
+	mustAdmin(t, srv.addr, admin, "CreateAccount", map[string]any{"AccountId": thirdAccount, "Name": "third"}, nil)
 	outsider, outsiderARN := e2eUser(t, srv, admin, other, "outsider", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`)
-	for range 10 { // no grant, default key policy: refused every time, never throttled
-		_, err := outsider.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")})
-		wantAccessDenied(t, err, outsiderARN, "Encrypt", "because no resource-based policy allows the kms:Encrypt action")
+	once := func(o *awskms.Options) { o.RetryMaxAttempts = 1 }
+	throttled := 0
+	for range 10 { // no grant, default key policy: refused, then throttled by the outsider's own quota
+		_, err := outsider.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")}, once)
+		switch code, _ := apiCode(err); code {
+		case "ThrottlingException":
+			throttled++
+		case "AccessDeniedException":
+		default:
+			t.Fatalf("an outsider's Encrypt on a key it may not use: %v", err)
+		}
 	}
-	enc, err := ac.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")})
-	if err != nil {
+	if throttled == 0 {
+		t.Fatal("10 refused requests from an account with one token were never throttled")
+	}
+	if _, err := ac.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("x")}); err != nil {
 		t.Fatalf("the owner after refused requests of another account: %v", err)
 	}
 
-	// A ReEncrypt from the owner's key to a key of the other account,
-	// whose bucket holds one token: the first spends it, the second is
-	// throttled.
-	if _, err := ac.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(keyARN), GranteePrincipal: aws.String(outsiderARN),
-		Operations: []types.GrantOperation{types.GrantOperationDecrypt, types.GrantOperationReEncryptFrom}}); err != nil {
-		t.Fatal(err)
-	}
-	own, err := outsider.CreateKey(ctx, &awskms.CreateKeyInput{})
+	// The admin re-encrypts, onto its own key, a ciphertext of a key of a
+	// third account, whose bucket (one token, spent on that ciphertext) is
+	// empty: throttled by the source owner's bucket, although the admin's
+	// own is full.
+	third, _ := e2eUser(t, srv, admin, thirdAccount, "owner", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}`)
+	src, err := third.CreateKey(ctx, &awskms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &awskms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: own.KeyMetadata.KeyId}
-	if _, err := outsider.ReEncrypt(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 }); err != nil {
-		t.Fatalf("first ReEncrypt: %v", err)
+	adminARN := "arn:aws:iam::" + account + ":user/admin"
+	if _, err := third.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: src.KeyMetadata.KeyId, GranteePrincipal: aws.String(adminARN),
+		Operations: []types.GrantOperation{types.GrantOperationDecrypt, types.GrantOperationReEncryptFrom}}); err != nil {
+		t.Fatal(err)
 	}
-	_, err = outsider.ReEncrypt(ctx, in, func(o *awskms.Options) { o.RetryMaxAttempts = 1 })
+	blob, err := third.Encrypt(ctx, &awskms.EncryptInput{KeyId: src.KeyMetadata.KeyId, Plaintext: []byte("x")}, once)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &awskms.ReEncryptInput{CiphertextBlob: blob.CiphertextBlob, SourceKeyId: src.KeyMetadata.Arn, DestinationKeyId: aws.String(keyARN)}
+	for range 3 {
+		_, err = ac.ReEncrypt(ctx, in, once)
+		if code, _ := apiCode(err); code != "ThrottlingException" {
+			t.Fatalf("ReEncrypt from a key whose owner's bucket is empty: %v, want ThrottlingException", err)
+		}
+	}
+	// And the third account's own ReEncrypt with SourceKeyId, its bucket
+	// empty: throttled too (the early look at the source key was throttled
+	// and its error dropped, and the class then counted as charged).
+	_, err = third.ReEncrypt(ctx, &awskms.ReEncryptInput{CiphertextBlob: blob.CiphertextBlob, SourceKeyId: src.KeyMetadata.Arn,
+		DestinationKeyId: src.KeyMetadata.KeyId}, once)
 	if code, _ := apiCode(err); code != "ThrottlingException" {
-		t.Fatalf("second ReEncrypt: %v, want ThrottlingException from the other account's bucket", err)
+		t.Fatalf("ReEncrypt naming its source key, bucket empty: %v, want ThrottlingException", err)
 	}
+	_ = outsiderARN
 }
