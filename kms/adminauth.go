@@ -84,6 +84,9 @@ func (s *Service) validateTrustPolicy(ctx context.Context, doc string) error {
 	if err != nil {
 		return err
 	}
+	if pol.ServiceWildcard() {
+		return Errorf(CodeMalformedPolicy, "Invalid principal in policy: \"Service\":\"*\"")
+	}
 	for _, v := range pol.Principals() {
 		ok, err := s.principalExists(ctx, v)
 		if err != nil {

@@ -54,6 +54,9 @@ func (s *Service) validateKeyPolicy(ctx context.Context, p Principal, doc, keyAR
 	if err != nil {
 		return nil, Errorf(CodeMalformedPolicy, "%s", errorMessage(err))
 	}
+	if pol.ServiceWildcard() {
+		return nil, Errorf(CodeMalformedPolicy, "%s", policy.MsgInvalidPrincipals)
+	}
 	if err := s.checkPrincipalsExist(ctx, pol); err != nil {
 		return nil, err
 	}

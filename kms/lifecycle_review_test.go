@@ -205,3 +205,25 @@ func TestLockoutCheckSeesTheKeysConditions(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceWildcardRefusedOnPut: a new key policy or trust policy naming
+// {"Service":"*"} is refused; a stored one still parses and names no user
+// (so no key is locked out, and no user let in).
+func TestServiceWildcardRefusedOnPut(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + testAccount + `:root"},"Action":"kms:*","Resource":"*"},
+		{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:Encrypt","Resource":"*"}]}`
+	_, err := e.svc.PutKeyPolicy(e.ctx, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyId), Policy: ptr(doc)})
+	wantCode(t, err, kms.CodeMalformedPolicy)
+	// Stored before this rule: the root keeps its access, a user gets none.
+	if err := e.store.PutKeyPolicy(t.Context(), md.KeyId, doc, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(md.KeyId), Plaintext: []byte("x")}); err != nil {
+		t.Fatalf("the root under a stored policy with Service:*: %v", err)
+	}
+	user := e.identity(t, testAccount, "nobody")
+	_, err = e.svc.Encrypt(user, &kms.EncryptInput{KeyId: ptr(md.Arn), Plaintext: []byte("x")})
+	wantCode(t, err, kms.CodeAccessDenied)
+}

@@ -75,6 +75,20 @@ func (p *Policy) ID() string { return p.id }
 // Len returns the number of statements.
 func (p *Policy) Len() int { return len(p.stmts) }
 
+// ServiceWildcard reports whether a statement names {"Service":"*"}, which
+// new policies may not (Access Analyzer: "Unsupported wildcard in
+// principal").
+func (p *Policy) ServiceWildcard() bool {
+	for i := range p.stmts {
+		for _, e := range p.stmts[i].principals {
+			if e.kind == pAny && e.typ == "Service" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Principals returns every AWS principal value named in Principal or
 // NotPrincipal, as written, so that the caller can check they exist
 // (KMS rejects a key policy naming unknown principals with
@@ -327,8 +341,15 @@ func parsePrincipals(v *jvalue) ([]principalEntry, error) {
 				}
 				out = append(out, e)
 			case "Service":
-				// No wildcard: a service principal names one AWS service
-				// (Access Analyzer: "Unsupported wildcard in principal").
+				if s == "*" {
+					// Every service, never a user or role (anyMatches).
+					// New policies may not say so (Policy.ServiceWildcard:
+					// Access Analyzer rejects the wildcard); stored ones
+					// still parse, so that a key whose policy has one is
+					// not locked out.
+					out = append(out, principalEntry{kind: pAny, typ: "Service", value: s})
+					continue
+				}
 				if strings.ContainsAny(s, "*?") {
 					return nil, malformed(MsgInvalidPrincipals)
 				}

@@ -2,21 +2,23 @@ package policy
 
 import "testing"
 
-// TestServiceWildcardPrincipal: {"Service":"*"} is refused (Access
-// Analyzer: "Unsupported wildcard in principal"); it used to match every
-// user, role and root instead of services, in Principal and NotPrincipal.
-// A wildcard entry of type Service, should one be built, names services
-// only.
+// TestServiceWildcardPrincipal: a wildcard principal of type Service names
+// services only; it used to match every user, role and root, in Principal
+// and NotPrincipal. Stored policies with it still parse (a key must not be
+// locked out by an upgrade); ServiceWildcard lets the put paths refuse it.
 func TestServiceWildcardPrincipal(t *testing.T) {
-	for _, doc := range []string{
-		`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:Encrypt","Resource":"*"}]}`,
-		`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"Service":"*"},"Action":"kms:Encrypt","Resource":"*"}]}`,
-	} {
-		if _, err := Parse(doc); err == nil {
-			t.Errorf("accepted: %s", doc)
-		}
+	pol, err := Parse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"*"},"Action":"kms:Encrypt","Resource":"*"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pol.ServiceWildcard() {
+		t.Error("ServiceWildcard does not see it")
 	}
 	user := Principal{ARN: "arn:aws:iam::111122223333:user/u", AccountID: "111122223333", Type: TypeUser}
+	req := &Request{Principal: user, Action: "kms:Encrypt", Resource: "arn:aws:kms:us-east-1:111122223333:key/k"}
+	if r := pol.Evaluate(req); r.Effect == Allow {
+		t.Error(`{"Service":"*"} allows a user`)
+	}
 	service := Principal{ARN: "ec2.amazonaws.com", Type: TypeService}
 	e := principalEntry{kind: pAny, typ: "Service", value: "*"}
 	if e.match(user) != matchNone || e.match(service) != matchDirect {
