@@ -35,8 +35,9 @@ func validatePrincipalTags(tags []Tag) ([]TagRecord, error) {
 }
 
 // respelledTags returns the keys of existing tags that a new tag names in
-// another case: the same key to IAM's aws:ResourceTag and aws:PrincipalTag
-// conditions, so the new spelling replaces the old rather than joining it.
+// another case: the same key to IAM (principal tags), so the new spelling
+// replaces the old rather than joining it. KMS key tags are case-sensitive
+// in AWS and keep both (aws:ResourceTag sees them in key order).
 func respelledTags(existing, tags []TagRecord) []string {
 	var out []string
 	for _, old := range existing {
@@ -67,10 +68,12 @@ func validateTags(tags []Tag) ([]TagRecord, error) {
 		if strings.HasPrefix(strings.ToLower(key), "aws:") {
 			return nil, Errorf(CodeTag, "Tags beginning with aws: are reserved")
 		}
-		// Keys differing only in case are one key to aws:RequestTag and
-		// aws:ResourceTag conditions, whose key part IAM matches without
-		// regard to case: two would leave which value a condition sees to
-		// chance.
+		// Keys differing only in case are one key to aws:RequestTag
+		// conditions, whose key part IAM matches without regard to case:
+		// with two in one request the last would decide, and [Env=prod,
+		// env=dev] would dodge a Deny on aws:RequestTag/env=prod. AWS
+		// accepts such a request (its tag keys are case-sensitive); here
+		// it is refused. Across requests both spellings may stand.
 		if seen[strings.ToLower(key)] {
 			return nil, Errorf(CodeTag, "Duplicate tag keys")
 		}
@@ -97,15 +100,6 @@ func (s *Service) TagResource(ctx context.Context, in *TagResourceInput) (*Empty
 	}
 	if err := checkNotPendingDeletion(r); err != nil {
 		return nil, err
-	}
-	existing, err := s.store.ListTags(ctx, r.key.ID, "", 0)
-	if err != nil {
-		return nil, Internal(err)
-	}
-	if old := respelledTags(existing, tags); len(old) > 0 {
-		if err := s.store.DeleteTags(ctx, r.key.ID, old); err != nil {
-			return nil, Internal(err)
-		}
 	}
 	if err := s.store.PutTags(ctx, r.key.ID, tags, maxTagsPerKey); err != nil {
 		if errors.Is(err, ErrStoreExhausted) {
