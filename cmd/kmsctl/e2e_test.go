@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -488,7 +489,9 @@ func hashFile(t *testing.T, path string) [32]byte {
 // read), an output two inputs share, and an output that stdin is
 // redirected from are all refused before anything is written; and a
 // message with more encrypted data keys than --max-encrypted-data-keys
-// (default 10) is refused before any KMS call is made for them.
+// (default 10) is refused before any KMS call is made for them, on encrypt
+// as on decrypt (so a default encrypt never writes what a default decrypt
+// refuses); a negative limit is a usage error.
 func TestEnvelopeOutputsNeverInputs(t *testing.T) {
 	srv := testkmsd.Start(t)
 	arn := srv.CreateKey(t, "outputs")
@@ -544,7 +547,16 @@ func TestEnvelopeOutputsNeverInputs(t *testing.T) {
 	if err := os.WriteFile(many, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, srv, nil, append(append([]string{"encrypt"}, keys...), many)...)
+	if _, errs, code := kmsctlRun(t, srv, nil, append(append([]string{"encrypt"}, keys...), many)...); code != 2 || !strings.Contains(errs, "exceed --max-encrypted-data-keys 10") {
+		t.Fatalf("encrypt under 11 keys with the default limit: exit %d %s", code, errs)
+	}
+	if _, err := os.Stat(many + ".enc"); !os.IsNotExist(err) {
+		t.Fatalf("a refused encrypt left output: %v", err)
+	}
+	if _, errs, code := kmsctlRun(t, srv, nil, "decrypt", "--max-encrypted-data-keys", "-1", "-o", "-", aEnc); code != 2 || !strings.Contains(errs, "want 0") {
+		t.Fatalf("a negative limit: exit %d %s", code, errs)
+	}
+	mustRun(t, srv, nil, append(append([]string{"encrypt", "--max-encrypted-data-keys", "11"}, keys...), many)...)
 	if _, errs, code := kmsctlRun(t, srv, nil, "decrypt", "-o", "-", many+".enc"); code == 0 || !strings.Contains(errs, "encrypted data keys") {
 		t.Fatalf("11 data keys with the default limit: exit %d %s", code, errs)
 	}
@@ -592,4 +604,44 @@ func TestInterruptWithIdleStdin(t *testing.T) {
 		t.Fatal("kmsctl did not stop on an interrupt while stdin was idle")
 	}
 	assertNoTemp(t, dir)
+}
+
+// TestHangupIgnoredUnderNohup: started with SIGHUP ignored (as nohup
+// does), kmsctl encrypt survives a hangup and finishes its output; before,
+// it caught SIGHUP regardless and ended the run.
+func TestHangupIgnoredUnderNohup(t *testing.T) {
+	srv := testkmsd.Start(t)
+	arn := srv.CreateKey(t, "nohup")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.enc")
+	// trap "" HUP sets the disposition to ignored, which exec keeps.
+	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP; exec "$0" "$@"`, testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", out)
+	cmd.Env = srv.Env()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stdin.Write([]byte("before the hangup, ")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // exec'd, the data key made, the read waits
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := stdin.Write([]byte("and after")); err != nil {
+		t.Fatalf("kmsctl ended on an ignored hangup: %v\n%s", err, errb.String())
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("kmsctl under nohup after a hangup: %v\n%s", err, errb.String())
+	}
+	if got := mustRun(t, srv, nil, "decrypt", "-o", "-", out); got != "before the hangup, and after" {
+		t.Fatalf("decrypted %q", got)
+	}
 }

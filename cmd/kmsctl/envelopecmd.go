@@ -77,9 +77,11 @@ func (f *envelopeFlags) add(fs *flag.FlagSet, enc bool) {
 		fs.Var(&f.context, "encryption-context", "KEY=VALUE the message's context must contain (repeatable)")
 		fs.BoolVar(&f.unsafeStreaming, "unsafe-streaming", false, "to stdout: release plaintext before a signed message's signature is verified (files are always published only after verification)")
 		fs.StringVar(&f.bufferDir, "buffer-dir", "", "where signed messages decrypted to stdout are spooled (ciphertext only; default $TMPDIR)")
-		fs.IntVar(&f.maxDataKeys, "max-encrypted-data-keys", defaultMaxDataKeys,
-			"refuse messages with more encrypted data keys than this (each one the keyring tries is a KMS call; 0: the format's 65535)")
 	}
+	// On encrypt too, so that kmsctl never writes by default a message its
+	// own decrypt refuses by default.
+	fs.IntVar(&f.maxDataKeys, "max-encrypted-data-keys", defaultMaxDataKeys,
+		"refuse messages with more encrypted data keys than this (each one a decrypting keyring tries is a KMS call; 0: the format's 65535)")
 	fs.StringVar(&f.out, "out", "", "output file, or directory for several inputs; - for stdout (default: FILE.enc / FILE without .enc)")
 	fs.StringVar(&f.out, "o", "", "short for --out")
 	fs.BoolVar(&f.force, "force", false, "replace an existing output file (never the input)")
@@ -123,6 +125,13 @@ func runEnvelope(ctx context.Context, e *Env, f *envelopeFlags, args []string, e
 			return usagef("--suite %q: want 0x0578 or 0x0478", f.suite)
 		}
 		suite = format.SuiteByID(uint16(id))
+	}
+	if f.maxDataKeys < 0 {
+		return usagef("--max-encrypted-data-keys %d: want 0 (the format's 65535) or more", f.maxDataKeys)
+	}
+	if enc && f.maxDataKeys > 0 && len(f.keys) > f.maxDataKeys {
+		// Before any KMS call: the library's own check comes after every key has wrapped the data key.
+		return usagef("%d --key-id exceed --max-encrypted-data-keys %d (kmsctl decrypt refuses such a message unless allowed as many)", len(f.keys), f.maxDataKeys)
 	}
 	if f.progress != "auto" && f.progress != "always" && f.progress != "never" {
 		return usagef("--progress %q: want auto, always or never", f.progress)
@@ -208,7 +217,9 @@ func runEnvelope(ctx context.Context, e *Env, f *envelopeFlags, args []string, e
 func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.Client, in string, enc bool, suite *format.Suite) (*envelope.MessageInfo, string, error) {
 	var src io.Reader = e.Stdin
 	if in == "-" && !isRegularFile(e.Stdin) {
-		src = readUntilDone(ctx, e.Stdin)
+		r, stop := readUntilDone(ctx, e.Stdin)
+		defer stop()
+		src = r
 	}
 	size := int64(-1)
 	if in != "-" {
@@ -283,15 +294,20 @@ func processOne(ctx context.Context, e *Env, f *envelopeFlags, client *envelope.
 // ctx is done: a read from a terminal or a pipe that stays open but sends
 // nothing would otherwise hold off an interrupt (and the cleanup of the
 // temporary output) until the writer closes it. The copying goroutine may
-// stay blocked in r's read; the process is about to exit then.
-func readUntilDone(ctx context.Context, r io.Reader) io.Reader {
+// stay blocked in r's read; the process is about to exit then. stop
+// releases the context callback and ends the copy at its next write when
+// the caller is done with the reader early (an error mid-stream).
+func readUntilDone(ctx context.Context, r io.Reader) (_ io.Reader, stop func()) {
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := io.CopyBuffer(pw, r, make([]byte, 1<<20))
 		pw.CloseWithError(err)
 	}()
-	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a blocked Read returns it
-	return pr
+	stopAfter := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a blocked Read returns it
+	return pr, func() {
+		stopAfter()
+		pr.Close()
+	}
 }
 
 // isRegularFile reports whether r is a regular file, whose reads never wait.
@@ -304,7 +320,8 @@ func isRegularFile(r io.Reader) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// defaultMaxDataKeys bounds the encrypted data keys kmsctl decrypt accepts:
+// defaultMaxDataKeys bounds the encrypted data keys kmsctl decrypt accepts
+// (and encrypt writes):
 // an untrusted message can list thousands, each of which the keyring would
 // try with a KMS Decrypt call (the ESDK's CLI has the same option).
 const defaultMaxDataKeys = 10

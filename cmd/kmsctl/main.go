@@ -37,13 +37,23 @@ type Env struct {
 const exitInterrupted = 130
 
 func main() {
-	// SIGHUP and SIGQUIT too: each ends the run through the same cleanup,
-	// which removes the temporary output (possibly plaintext not yet
-	// authenticated) instead of leaving it behind.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	ctx, stop := signal.NotifyContext(context.Background(), endingSignals()...)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, isTerminal(os.Stderr))
 	stop()
 	os.Exit(code)
+}
+
+// endingSignals are the signals that end a run through its cleanup, which
+// removes the temporary output (possibly plaintext not yet authenticated)
+// instead of leaving it behind. SIGHUP only when not ignored: under nohup
+// a closed terminal must not end the run. SIGQUIT is left to Go, whose
+// goroutine dump is what a user sending it wants.
+func endingSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 func isTerminal(f *os.File) bool {
