@@ -304,16 +304,22 @@ func (s *Service) requestContext(ctx context.Context, p Principal) map[string][]
 	return c
 }
 
+// setKeyAttributeConds sets the condition keys of a key's attributes,
+// with the deprecated CustomerMasterKey* names policies still use.
+func setKeyAttributeConds(c map[string][]string, spec, usage, origin string, multiRegion bool) {
+	c[policy.KeyKeySpec] = []string{spec}
+	c["kms:customermasterkeyspec"] = []string{spec}
+	c[policy.KeyKeyUsage] = []string{usage}
+	c["kms:customermasterkeyusage"] = []string{usage}
+	c[policy.KeyKeyOrigin] = []string{origin}
+	c[policy.KeyMultiRegion] = []string{strconv.FormatBool(multiRegion)}
+}
+
 // addKeyContext adds the condition keys of a key and of the access to c;
 // contextValues are the kms:EncryptionContext:KEY values, one choice of
 // contextValueChoices.
 func addKeyContext(c map[string][]string, k KeyRecord, ka *keyAuthz, a access, contextValues map[string]string) {
-	c[policy.KeyKeySpec] = []string{k.KeySpec}
-	c["kms:customermasterkeyspec"] = []string{k.KeySpec}
-	c[policy.KeyKeyUsage] = []string{k.KeyUsage}
-	c["kms:customermasterkeyusage"] = []string{k.KeyUsage}
-	c[policy.KeyKeyOrigin] = []string{k.Origin}
-	c[policy.KeyMultiRegion] = []string{"false"}
+	setKeyAttributeConds(c, k.KeySpec, k.KeyUsage, k.Origin, false)
 	// In key order: tags stored before keys differing only in case were
 	// refused decide the same way every time.
 	for _, tk := range ka.tagKeys {

@@ -158,15 +158,8 @@ func (s *Service) ListKeyPolicies(ctx context.Context, in *ListKeyPoliciesInput)
 // default key policy.
 func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *CreateKeyInput, keyID, spec, usage, origin string, tags []TagRecord) (string, error) {
 	bypass := isTrue(in.BypassPolicyLockoutSafetyCheck)
-	conds := map[string][]string{
-		policy.KeyKeySpec:            {spec},
-		"kms:customermasterkeyspec":  {spec},
-		policy.KeyKeyUsage:           {usage},
-		"kms:customermasterkeyusage": {usage},
-		policy.KeyKeyOrigin:          {origin},
-		policy.KeyMultiRegion:        {strconv.FormatBool(isTrue(in.MultiRegion))},
-		policy.KeyBypassLockoutCheck: {strconv.FormatBool(bypass)},
-	}
+	conds := map[string][]string{policy.KeyBypassLockoutCheck: {strconv.FormatBool(bypass)}}
+	setKeyAttributeConds(conds, spec, usage, origin, isTrue(in.MultiRegion))
 	for k, v := range requestTagConds(tags) {
 		conds[k] = v
 	}
@@ -187,10 +180,8 @@ func (s *Service) authorizeCreateKey(ctx context.Context, p Principal, in *Creat
 	}
 	// The new key's own condition keys: its spec, usage, origin, and its
 	// tags as resource tags.
-	keyConds := map[string][]string{
-		policy.KeyKeySpec: {spec}, policy.KeyKeyUsage: {usage}, policy.KeyKeyOrigin: {origin},
-		policy.KeyMultiRegion: {strconv.FormatBool(isTrue(in.MultiRegion))},
-	}
+	keyConds := map[string][]string{}
+	setKeyAttributeConds(keyConds, spec, usage, origin, isTrue(in.MultiRegion))
 	for _, t := range tags {
 		keyConds[policy.KeyResourceTagPrefix+strings.ToLower(t.Key)] = []string{t.Value}
 	}

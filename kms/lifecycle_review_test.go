@@ -202,6 +202,23 @@ func TestLockoutCheckSeesTheKeysConditions(t *testing.T) {
 			t.Fatalf("re-putting a policy under %s that keeps the admin's access: %v", cond, err)
 		}
 	}
+	// At CreateKey, the new key's attributes under their deprecated names
+	// too, which addKeyContext sets for PutKeyPolicy's authorization.
+	creator := e.identity(t, testAccount, "creator", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:CreateKey","Resource":"*"}]}`)
+	creatorARN := "arn:aws:iam::" + testAccount + ":user/creator"
+	for _, cond := range []string{
+		`{"StringEquals":{"kms:CustomerMasterKeySpec":"SYMMETRIC_DEFAULT"}}`,
+		`{"StringEquals":{"kms:CustomerMasterKeyUsage":"ENCRYPT_DECRYPT"}}`,
+	} {
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + creatorARN + `"},"Action":"kms:*","Resource":"*","Condition":` + cond + `}]}`
+		md, err := e.svc.CreateKey(creator, &kms.CreateKeyInput{Policy: ptr(doc)})
+		if err != nil {
+			t.Fatalf("CreateKey with a policy under %s that keeps the creator's access: %v", cond, err)
+		}
+		if _, err := e.svc.PutKeyPolicy(creator, &kms.PutKeyPolicyInput{KeyId: ptr(md.KeyMetadata.Arn), Policy: ptr(doc)}); err != nil {
+			t.Fatalf("the creator's access under %s: %v", cond, err)
+		}
+	}
 }
 
 // TestServiceWildcardRefusedOnPut: a new key policy or trust policy naming
