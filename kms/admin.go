@@ -608,17 +608,8 @@ func (s *Service) AdminTagPrincipal(ctx context.Context, in *TagPrincipalInput) 
 	if err != nil {
 		return nil, err
 	}
-	// A key already there in another case is the same key to IAM: the new
-	// spelling replaces it rather than joining it.
-	existing, err := s.store.PrincipalTags(ctx, rec.ARN)
-	if err != nil {
-		return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
-	}
-	if respelled := respelledTags(existing, tags); len(respelled) > 0 {
-		if err := s.store.DeletePrincipalTags(ctx, rec.ARN, respelled); err != nil {
-			return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")
-		}
-	}
+	// A key already there in another case is the same key to IAM: the
+	// store replaces it with the new spelling in the same transaction.
 	err = s.store.PutPrincipalTags(ctx, rec.ARN, tags, maxTagsPerPrincipal)
 	if errors.Is(err, ErrStoreExhausted) {
 		return nil, Errorf(CodeTag, "Too many tags")

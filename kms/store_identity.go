@@ -89,8 +89,9 @@ type IdentityStore interface {
 	// ErrStoreNotFound if it does not exist.
 	DeletePrincipal(ctx context.Context, arn string) error
 
-	// PutPrincipalTags adds or overwrites tags of a principal; if it would
-	// then have more than maxTags, nothing changes and ErrStoreExhausted.
+	// PutPrincipalTags adds or overwrites tags of a principal, replacing a
+	// key it has in another case (IAM keys ignore case); if it would then
+	// have more than maxTags, nothing changes and ErrStoreExhausted.
 	PutPrincipalTags(ctx context.Context, arn string, tags []TagRecord, maxTags int) error
 	// DeletePrincipalTags removes the named tags; absent names are ignored.
 	DeletePrincipalTags(ctx context.Context, arn string, keys []string) error

@@ -34,22 +34,6 @@ func validatePrincipalTags(tags []Tag) ([]TagRecord, error) {
 	return validateTags(tags)
 }
 
-// respelledTags returns the keys of existing tags that a new tag names in
-// another case: the same key to IAM (principal tags), so the new spelling
-// replaces the old rather than joining it. KMS key tags are case-sensitive
-// in AWS and keep both (aws:ResourceTag sees them in key order).
-func respelledTags(existing, tags []TagRecord) []string {
-	var out []string
-	for _, old := range existing {
-		for _, t := range tags {
-			if old.Key != t.Key && strings.EqualFold(old.Key, t.Key) {
-				out = append(out, old.Key)
-			}
-		}
-	}
-	return out
-}
-
 func validateTags(tags []Tag) ([]TagRecord, error) {
 	if len(tags) > maxTagsPerKey {
 		return nil, Errorf(CodeTag, "Too many tags")

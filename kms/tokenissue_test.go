@@ -1,6 +1,8 @@
 package kms_test
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -119,6 +121,22 @@ func TestPrincipalTagKeysIgnoreCase(t *testing.T) {
 	tags, err := e.store.PrincipalTags(t.Context(), bobARN)
 	if err != nil || len(tags) != 1 || tags[0].Key != "status" || tags[0].Value != "active" {
 		t.Fatalf("bob's tags after re-spelling a key: %+v, %v", tags, err)
+	}
+	// A re-spelling refused for too many tags keeps the old spelling (the
+	// replacement and the put are one transaction; before, the old key was
+	// deleted first and lost).
+	var fill []kms.Tag
+	for i := range 49 {
+		fill = append(fill, tag(fmt.Sprintf("k%02d", i), "v"))
+	}
+	if _, err := e.svc.AdminTagPrincipal(admin, &kms.TagPrincipalInput{PrincipalArn: ptr(bobARN), Tags: fill}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.AdminTagPrincipal(admin, &kms.TagPrincipalInput{PrincipalArn: ptr(bobARN), Tags: []kms.Tag{tag("STATUS", "x"), tag("one-too-many", "v")}})
+	wantCode(t, err, kms.CodeTag)
+	tags, err = e.store.PrincipalTags(t.Context(), bobARN)
+	if err != nil || len(tags) != 50 || !slices.ContainsFunc(tags, func(r kms.TagRecord) bool { return r.Key == "status" && r.Value == "active" }) {
+		t.Fatalf("bob's tags after a refused re-spelling: %d tags, %v", len(tags), err)
 	}
 	// And a principal still carrying both (stored before) is decided the
 	// same way every time.

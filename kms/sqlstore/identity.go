@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"hsmkms/kms"
@@ -178,12 +179,39 @@ func requirePrincipal(ctx context.Context, q querier, arn string) error {
 }
 
 // PutPrincipalTags adds or overwrites tags of a principal, at most maxTags.
+// An existing key in another case is the same key to IAM and is replaced
+// in the same transaction, so a refused put (too many tags) keeps it.
 func (s *Store) PutPrincipalTags(ctx context.Context, arn string, tags []kms.TagRecord, maxTags int) error {
 	return wrap("tag principal "+arn, s.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := requirePrincipal(ctx, tx, arn); err != nil {
 			return err
 		}
+		var existing []string
+		rows, err := tx.QueryContext(ctx, `SELECT tag_key FROM principal_tags WHERE principal_arn = ?`, arn)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			existing = append(existing, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 		for _, t := range tags {
+			for _, old := range existing {
+				// EqualFold, not SQL lower(): keys may be non-ASCII letters.
+				if old != t.Key && strings.EqualFold(old, t.Key) {
+					if _, err := tx.ExecContext(ctx, `DELETE FROM principal_tags WHERE principal_arn = ? AND tag_key = ?`, arn, old); err != nil {
+						return err
+					}
+				}
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO principal_tags (principal_arn, tag_key, value)
 				VALUES (?, ?, ?) ON CONFLICT (principal_arn, tag_key) DO UPDATE SET value = excluded.value`,
 				arn, t.Key, t.Value); err != nil {
