@@ -572,18 +572,8 @@ func TestInterruptWithIdleStdin(t *testing.T) {
 	srv := testkmsd.Start(t)
 	arn := srv.CreateKey(t, "idle")
 	dir := t.TempDir()
-	cmd := exec.Command(testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", filepath.Join(dir, "out.enc"))
-	cmd.Env = srv.Env()
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdin, errb := startWithStdinPipe(t, srv, exec.Command(testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", filepath.Join(dir, "out.enc")))
 	defer stdin.Close()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := stdin.Write([]byte("some bytes, then nothing")); err != nil {
 		t.Fatal(err)
 	}
@@ -615,17 +605,7 @@ func TestHangupIgnoredUnderNohup(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.enc")
 	// trap "" HUP sets the disposition to ignored, which exec keeps.
-	cmd := exec.Command("/bin/sh", "-c", `trap "" HUP; exec "$0" "$@"`, testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", out)
-	cmd.Env = srv.Env()
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdin, errb := startWithStdinPipe(t, srv, exec.Command("/bin/sh", "-c", `trap "" HUP; exec "$0" "$@"`, testkmsd.Build(t, "./cmd/kmsctl"), "encrypt", "--key-id", arn, "-o", out))
 	if _, err := stdin.Write([]byte("before the hangup, ")); err != nil {
 		t.Fatal(err)
 	}
@@ -644,4 +624,21 @@ func TestHangupIgnoredUnderNohup(t *testing.T) {
 	if got := mustRun(t, srv, nil, "decrypt", "-o", "-", out); got != "before the hangup, and after" {
 		t.Fatalf("decrypted %q", got)
 	}
+}
+
+// startWithStdinPipe starts cmd against srv with its stdin a pipe the test
+// writes, and its stderr collected.
+func startWithStdinPipe(t *testing.T, srv *testkmsd.Server, cmd *exec.Cmd) (*exec.Cmd, io.WriteCloser, *bytes.Buffer) {
+	t.Helper()
+	cmd.Env = srv.Env()
+	errb := new(bytes.Buffer)
+	cmd.Stderr = errb
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, errb
 }
