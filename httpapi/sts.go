@@ -11,10 +11,13 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -115,12 +118,26 @@ type stsMetadata struct {
 	RequestID string `xml:"RequestId"`
 }
 
-// Parameters of AssumeRole this service does not implement. Ignoring them
-// would be wrong: session policies and tags narrow or shape permissions,
-// MFA fields gate access.
-var unsupportedAssumeRoleParams = []string{
-	"Policy", "PolicyArns.member.1", "Tags.member.1.Key", "TransitiveTagKeys.member.1",
-	"ExternalId", "SerialNumber", "TokenCode", "SourceIdentity", "ProvidedContexts.member.1.ProviderArn",
+// assumeRoleParams are the parameters of AssumeRole this service
+// implements. Any other is refused, never ignored: session policies
+// (Policy, PolicyArns.member.N.arn) narrow permissions, tags shape them,
+// MFA fields gate access. An allow-list, because a list of refused names
+// misses the members' many spellings (PolicyArns.member.2.arn, ...).
+var assumeRoleParams = map[string]bool{
+	"Action": true, "Version": true, "RoleArn": true, "RoleSessionName": true, "DurationSeconds": true,
+}
+
+// unsupportedParam returns the first parameter of form (in name order) that
+// allowed lacks, by its top-level name ("PolicyArns" for
+// PolicyArns.member.1.arn), or "".
+func unsupportedParam(form url.Values, allowed map[string]bool) string {
+	for _, name := range slices.Sorted(maps.Keys(form)) {
+		if !allowed[name] {
+			top, _, _ := strings.Cut(name, ".")
+			return truncate(top)
+		}
+	}
+	return ""
 }
 
 type assumeRoleResult struct {
@@ -140,10 +157,8 @@ type assumeRoleResult struct {
 
 func assumeRole(s *kms.Service) stsHandler {
 	return func(ctx context.Context, form url.Values) (any, error) {
-		for _, p := range unsupportedAssumeRoleParams {
-			if form.Has(p) {
-				return nil, kms.Errorf(kms.CodeValidation, "The parameter %s is not supported by this service.", p)
-			}
+		if p := unsupportedParam(form, assumeRoleParams); p != "" {
+			return nil, kms.Errorf(kms.CodeValidation, "The parameter %s is not supported by this service.", p)
 		}
 		in := &kms.AssumeRoleInput{RoleArn: form.Get("RoleArn"), RoleSessionName: form.Get("RoleSessionName")}
 		if in.RoleArn == "" {

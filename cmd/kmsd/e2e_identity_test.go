@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -316,6 +317,21 @@ func TestE2EIdentities(t *testing.T) {
 	_, err = aliceSTS.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("s2"), DurationSeconds: aws.Int32(100)})
 	if code, _ := apiCode(err); code != "ValidationError" {
 		t.Errorf("AssumeRole for 100 s = %v", err)
+	}
+	// Session policies, tags and the like are refused, never ignored (a
+	// session asked to be narrowed would get the role's full access):
+	// through the SDK's own spelling of each, whatever the member index.
+	for name, in := range map[string]*sts.AssumeRoleInput{
+		"PolicyArns": {PolicyArns: []ststypes.PolicyDescriptorType{{Arn: aws.String("arn:aws:iam::aws:policy/ReadOnlyAccess")}}},
+		"Policy":     {Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)},
+		"Tags":       {Tags: []ststypes.Tag{{Key: aws.String("a"), Value: aws.String("b")}}},
+		"ExternalId": {ExternalId: aws.String("x")},
+	} {
+		in.RoleArn, in.RoleSessionName = aws.String(roleARN), aws.String("narrowed")
+		_, err := aliceSTS.AssumeRole(ctx, in)
+		if code, msg := apiCode(err); code != "ValidationError" || !strings.Contains(msg, "The parameter "+name+" is not supported") {
+			t.Errorf("AssumeRole with %s = %v, want it refused", name, err)
+		}
 	}
 
 	// Expiry: with the service clock two hours behind, a 15-minute session
