@@ -35,6 +35,12 @@ const (
 	kindUnbuilt
 )
 
+// asymmetric reports whether Decrypt and ReEncrypt serve a key of this kind
+// on the asymmetric path, whose usage check answers for it. HMAC keys go
+// the symmetric way: they never made a ciphertext, so a KeyId naming one is
+// a key that does not match the blob (IncorrectKeyException, as in AWS).
+func (k specKind) asymmetric() bool { return k == kindRSA || k == kindEC }
+
 // specInfo describes one KeySpec.
 type specInfo struct {
 	kind   specKind

@@ -239,3 +239,20 @@ func TestReEncryptOnSameKeyRSASource(t *testing.T) {
 		t.Fatalf("ReEncrypt onto the same RSA key: %v", err)
 	}
 }
+
+// TestHMACKeyIdOnDecryptIsIncorrectKey: an HMAC key named as Decrypt's
+// KeyId or ReEncrypt's SourceKeyId never made the blob, so the answer is
+// IncorrectKeyException, as AWS answers (before: InvalidKeyUsageException
+// from the asymmetric path).
+func TestHMACKeyIdOnDecryptIsIncorrectKey(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	sym := e.createKey(t)
+	mac := e.createAsymmetric(t, "HMAC_256", "GENERATE_VERIFY_MAC")
+	enc, err := e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: ptr(sym.KeyId), Plaintext: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, errOf(e.svc.Decrypt(e.ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, KeyId: ptr(mac.Arn)})), kms.CodeIncorrectKey)
+	wantCode(t, errOf(e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, SourceKeyId: ptr(mac.Arn),
+		DestinationKeyId: ptr(sym.KeyId)})), kms.CodeIncorrectKey)
+}

@@ -155,7 +155,7 @@ func (s *Service) decryptAsymmetric(ctx context.Context, in *DecryptInput) (out 
 	if err != nil {
 		return nil, true, err
 	}
-	if specTable[r.key.KeySpec].kind == kindSymmetric {
+	if !specTable[r.key.KeySpec].kind.asymmetric() {
 		return nil, false, nil
 	}
 	if err := s.authorizeKey(ctx, r, asymmetricAccess("Decrypt", in.GrantTokens, in.EncryptionAlgorithm)); err != nil {
@@ -194,7 +194,7 @@ func (s *Service) reEncryptAsymmetric(ctx context.Context, in *ReEncryptInput, d
 		if err != nil {
 			return nil, true, err
 		}
-		if specTable[r.key.KeySpec].kind != kindSymmetric {
+		if specTable[r.key.KeySpec].kind.asymmetric() {
 			a := asymmetricAccess("ReEncryptFrom", in.GrantTokens, in.SourceEncryptionAlgorithm)
 			a.reEncryptPeer = dst.key.ID // kms:ReEncryptOnSameKey, as for symmetric sources
 			if err := s.authorizeKey(ctx, r, a); err != nil {
