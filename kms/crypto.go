@@ -226,11 +226,16 @@ func (s *Service) Encrypt(ctx context.Context, in *EncryptInput) (*EncryptOutput
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Encrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
-	if err != nil {
+	// The request's shape first, as AWS validates it before the key is
+	// looked up or authorized.
+	if err := requireBlob("plaintext", in.Plaintext, 1, maxPlaintext); err != nil {
 		return nil, err
 	}
-	if err := requireBlob("plaintext", in.Plaintext, 1, maxPlaintext); err != nil {
+	if _, err := optionalEnum("encryptionAlgorithm", in.EncryptionAlgorithm, algSymmetric, encryptionAlgorithms); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess("Encrypt", in.EncryptionContext, in.GrantTokens, in.EncryptionAlgorithm))
+	if err != nil {
 		return nil, err
 	}
 	if err := checkUsable(r); err != nil {
@@ -450,11 +455,11 @@ func (s *Service) generateDataKey(ctx context.Context, in *GenerateDataKeyInput,
 	if err := checkRecipient(in.Recipient); err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
-	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess(operation, in.EncryptionContext, in.GrantTokens, nil))
+	n, err := dataKeyLength(in.KeySpec, in.NumberOfBytes) // before the key, as Encrypt's shape
 	if err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}
-	n, err := dataKeyLength(in.KeySpec, in.NumberOfBytes)
+	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOrAlias, cryptoAccess(operation, in.EncryptionContext, in.GrantTokens, nil))
 	if err != nil {
 		return resolved{}, nil, nil, KeyVersion{}, err
 	}

@@ -256,3 +256,19 @@ func TestHMACKeyIdOnDecryptIsIncorrectKey(t *testing.T) {
 	wantCode(t, errOf(e.svc.ReEncrypt(e.ctx, &kms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, SourceKeyId: ptr(mac.Arn),
 		DestinationKeyId: ptr(sym.KeyId)})), kms.CodeIncorrectKey)
 }
+
+// TestShapeValidatedBeforeTheKey: Encrypt's plaintext and algorithm and a
+// data key's length are validated before the key is looked up or
+// authorized, as AWS validates a request's shape first (before, a missing
+// key or a caller without access hid the ValidationException).
+func TestShapeValidatedBeforeTheKey(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	absent := ptr("alias/absent")
+	wantCode(t, errOf(e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: absent, Plaintext: make([]byte, 4097)})), kms.CodeValidation)
+	wantCode(t, errOf(e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: absent})), kms.CodeValidation)
+	wantCode(t, errOf(e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: absent, Plaintext: []byte("x"), EncryptionAlgorithm: ptr("AES_GCM")})), kms.CodeValidation)
+	wantCode(t, errOf(e.svc.GenerateDataKey(e.ctx, &kms.GenerateDataKeyInput{KeyId: absent, NumberOfBytes: ptr(int32(0))})), kms.CodeValidation)
+	wantCode(t, errOf(e.svc.GenerateDataKeyWithoutPlaintext(e.ctx, &kms.GenerateDataKeyInput{KeyId: absent, KeySpec: ptr("AES_512")})), kms.CodeValidation)
+	// A well-formed request still reaches the key.
+	wantCode(t, errOf(e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: absent, Plaintext: []byte("x")})), kms.CodeNotFound)
+}
