@@ -71,3 +71,31 @@ func (m *module) freeSlot() (uint, error) {
 	}
 	return 0, errNoFreeSlot
 }
+
+// CheckLogin logs in to the token labelled label with pin and out again,
+// touching nothing else: kmsd -check-config uses it to prove the PIN
+// before a restart, without the handle scan and session pool of Open. A
+// wrong PIN is ErrPINIncorrect.
+func CheckLogin(ctx context.Context, modulePath, label, pin string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m, err := acquireModule(modulePath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.release() }()
+	slot, err := m.findSlot(label)
+	if err != nil {
+		return err
+	}
+	s, err := m.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		return callError("C_OpenSession", err)
+	}
+	defer func() { _ = m.ctx.CloseSession(s) }()
+	if err := m.login(s, label, pin); err != nil {
+		return err
+	}
+	return m.logout(s, label)
+}

@@ -9,7 +9,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "YAML configuration `file` (default $KMSD_CONFIG; none: built-in defaults)")
 	listen := fs.String("listen", "", "listen `address` host:port, overriding config and $KMSD_LISTEN (port 0: any free port)")
 	addrFile := fs.String("addr-file", "", "when ready to serve, write the bound host:port to this `file`")
-	checkOnly := fs.Bool("check-config", false, "load and validate the configuration, then exit")
+	checkOnly := fs.Bool("check-config", false, "load and validate the configuration, log in to the token with the PIN, then exit")
+	initToken := fs.Bool("init-token", false, "initialise the configured token on a free slot with the configured PIN and a random SO PIN that is not kept, then exit (SoftHSM2 development tokens; scripts/run uses it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,17 +78,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unset %s: %w", cfg.HSM.PINEnv, err)
 	}
 	log := newLogger(cfg.Log, stderr)
-	if *checkOnly {
-		fmt.Fprintln(stdout, "kmsd: configuration OK")
-		return nil
+	if *checkOnly && *initToken {
+		return errors.New("-check-config and -init-token: choose one")
 	}
-	log.Info("starting kmsd", "config", cfg, "config_file", *configPath)
-
 	if conf, set, err := softHSMConf(os.Getenv, os.Setenv); err != nil {
 		return fmt.Errorf("SOFTHSM2_CONF: %w", err)
 	} else if set {
 		log.Info("using the repository's SoftHSM2 configuration", "softhsm2_conf", conf)
 	}
+	if *initToken {
+		return initializeToken(ctx, cfg, stdout)
+	}
+	if *checkOnly {
+		// The PIN is part of the configuration: a wrong one would only
+		// show at the restart this check is meant to make safe.
+		if err := hsm.CheckLogin(ctx, cfg.HSM.Module, cfg.HSM.TokenLabel, cfg.PIN()); err != nil {
+			return fmt.Errorf("HSM login (module %s, token %q): %w", cfg.HSM.Module, cfg.HSM.TokenLabel, err)
+		}
+		fmt.Fprintf(stdout, "kmsd: configuration OK (token %q accepted the PIN)\n", cfg.HSM.TokenLabel)
+		return nil
+	}
+	log.Info("starting kmsd", "config", cfg, "config_file", *configPath)
 	for _, p := range []string{cfg.Database, cfg.CredentialsFile} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return err
@@ -299,4 +312,22 @@ func endpointURL(addr net.Addr) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// initializeToken makes the configured token on a free slot of the module,
+// with the configured user PIN. The SO PIN is random and dropped: kmsd never
+// needs it, and a development token is cheaper to make again than an SO
+// PIN is to keep safe. Nothing is passed on a command line (softhsm2-util
+// takes PINs only as arguments or from a terminal, and arguments show in
+// ps).
+func initializeToken(ctx context.Context, cfg Config, stdout io.Writer) error {
+	so := make([]byte, 16)
+	if _, err := rand.Read(so); err != nil {
+		return err
+	}
+	if err := hsm.InitToken(ctx, cfg.HSM.Module, cfg.HSM.TokenLabel, hex.EncodeToString(so), cfg.PIN()); err != nil {
+		return fmt.Errorf("initialise token %q (module %s): %w", cfg.HSM.TokenLabel, cfg.HSM.Module, err)
+	}
+	fmt.Fprintf(stdout, "kmsd: token %q initialised with the configured PIN (its SO PIN was random and is not kept)\n", cfg.HSM.TokenLabel)
+	return nil
 }

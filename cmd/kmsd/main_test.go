@@ -19,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"hsmkms/hsm"
 	"hsmkms/hsm/softhsmtest"
 )
 
@@ -307,8 +308,12 @@ func TestRunRefusesBadStarts(t *testing.T) {
 	}
 }
 
+// TestRunCheckConfig: -check-config logs in to the token, so a wrong PIN
+// fails the check instead of the restart it was meant to make safe.
 func TestRunCheckConfig(t *testing.T) {
-	kmsdEnv(t, map[string]string{"KMSD_HSM_PIN": "1234", "KMSD_HSM_MODULE": fakeModule(t)})
+	tok := softhsmtest.NewToken(t)
+	env := map[string]string{"KMSD_HSM_PIN": tok.PIN, "KMSD_HSM_MODULE": tok.ModulePath, "KMSD_HSM_TOKEN_LABEL": tok.TokenLabel}
+	kmsdEnv(t, env)
 	var stdout bytes.Buffer
 	if err := run(t.Context(), []string{"-check-config"}, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
@@ -316,8 +321,42 @@ func TestRunCheckConfig(t *testing.T) {
 	if !strings.Contains(stdout.String(), "configuration OK") {
 		t.Errorf("stdout: %q", stdout.String())
 	}
+	env["KMSD_HSM_PIN"] = tok.PIN + "0"
+	kmsdEnv(t, env)
+	if err := run(t.Context(), []string{"-check-config"}, io.Discard, io.Discard); !errors.Is(err, hsm.ErrPINIncorrect) {
+		t.Errorf("-check-config with a wrong PIN: %v", err)
+	}
 	err := run(t.Context(), []string{"-h"}, io.Discard, io.Discard)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
+}
+
+// TestRunInitToken: -init-token makes the configured token with the
+// configured PIN (kmsd then starts on it), and refuses to make it twice.
+func TestRunInitToken(t *testing.T) {
+	tok := softhsmtest.NewToken(t) // configures SoftHSM for this process
+	dir := t.TempDir()
+	env := map[string]string{
+		"KMSD_HSM_PIN": "fresh-pin-1234", "KMSD_HSM_MODULE": tok.ModulePath, "KMSD_HSM_TOKEN_LABEL": tok.TokenLabel + "-new",
+		"KMSD_DATABASE": filepath.Join(dir, "kms.db"), "KMSD_CREDENTIALS_FILE": filepath.Join(dir, "admin-credentials"),
+	}
+	kmsdEnv(t, env)
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"-init-token"}, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "initialised with the configured PIN") {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+	kmsdEnv(t, env)
+	if err := run(t.Context(), []string{"-init-token"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("a second -init-token: %v", err)
+	}
+	kmsdEnv(t, env)
+	s := startKMSD(t)
+	if _, err := kmsClient(t, env["KMSD_CREDENTIALS_FILE"], s.addr).CreateKey(t.Context(), &awskms.CreateKeyInput{}); err != nil {
+		t.Fatalf("kmsd on the initialised token: %v", err)
+	}
+	s.stop(t)
 }
