@@ -187,7 +187,11 @@ func TestEncryptionContextAndKeys(t *testing.T) {
 		{"discovery", &envelope.KMSKeyring{Client: kms, Discovery: true}, envelope.DecryptOptions{}, nil},
 		{"discovery, account filter matches", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{Partition: "aws", AccountIDs: []string{fakekms.Account}}}, envelope.DecryptOptions{}, nil},
 		{"discovery, other account", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{Partition: "aws", AccountIDs: []string{"444455556666"}}}, envelope.DecryptOptions{}, envelope.ErrWrongKey},
-		{"discovery, other partition", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{Partition: "aws-cn"}}, envelope.DecryptOptions{}, envelope.ErrWrongKey},
+		{"discovery, other partition", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{Partition: "aws-cn", AccountIDs: []string{fakekms.Account}}}, envelope.DecryptOptions{}, envelope.ErrWrongKey},
+		// A filter missing either half is refused, not read as "any"
+		// (before, a partition alone admitted every account).
+		{"discovery, partition only", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{Partition: "aws"}}, envelope.DecryptOptions{}, envelope.ErrInvalidArgument},
+		{"discovery, accounts only", &envelope.KMSKeyring{Client: kms, Discovery: true, DiscoveryFilter: &envelope.DiscoveryFilter{AccountIDs: []string{fakekms.Account}}}, envelope.DecryptOptions{}, envelope.ErrInvalidArgument},
 		{"required context present", &envelope.KMSKeyring{Client: kms, Discovery: true}, envelope.DecryptOptions{EncryptionContext: ec}, nil},
 		{"required context differs", &envelope.KMSKeyring{Client: kms, Discovery: true}, envelope.DecryptOptions{EncryptionContext: map[string]string{"tenant": "b"}}, envelope.ErrEncryptionContext},
 		{"required context missing", &envelope.KMSKeyring{Client: kms, Discovery: true}, envelope.DecryptOptions{EncryptionContext: map[string]string{"x": "y"}}, envelope.ErrEncryptionContext},
@@ -203,6 +207,13 @@ func TestEncryptionContextAndKeys(t *testing.T) {
 		if !errors.Is(err, tc.want) || len(got) != 0 {
 			t.Errorf("%s: error %v, want %v; %d bytes out", tc.name, err, tc.want, len(got))
 		}
+	}
+	// An aws-kms data key that names no key ARN fails the keyring
+	// (aws-kms-keyring.md: "MUST be a valid AWS KMS ARN ... or OnDecrypt
+	// MUST fail"); before, it was skipped.
+	bad := format.EDK{ProviderID: format.ProviderAWSKMS, ProviderInfo: []byte("alias/not-a-key-arn"), Ciphertext: []byte{1}}
+	if err := (&envelope.KMSKeyring{Client: kms, Discovery: true}).OnDecrypt(t.Context(), &envelope.DecryptionMaterials{Suite: format.SuiteByID(0x0478)}, []format.EDK{bad}); !errors.Is(err, envelope.ErrMalformed) {
+		t.Errorf("an aws-kms data key without a key ARN: %v", err)
 	}
 	// Reserved context keys are refused on encrypt.
 	if _, err := c.Encrypt(t.Context(), io.Discard, bytes.NewReader(pt), envelope.EncryptOptions{EncryptionContext: map[string]string{"aws-crypto-x": "1"}}); !errors.Is(err, envelope.ErrEncryptionContext) {

@@ -48,7 +48,9 @@ type KMSKeyring struct {
 }
 
 // DiscoveryFilter limits discovery to keys of some accounts in a
-// partition (e.g. "aws").
+// partition (e.g. "aws"). Both are required (aws-kms-discovery-keyring.md:
+// the partitions "MUST match" and the accounts "MUST contain" the key's):
+// a filter with either left empty is refused rather than read as "any".
 type DiscoveryFilter struct {
 	Partition  string
 	AccountIDs []string
@@ -134,11 +136,8 @@ func (k *KMSKeyring) accepts(arn string) bool {
 		if f == nil {
 			return true
 		}
-		if f.Partition != "" && f.Partition != parsed.partition {
+		if f.Partition != parsed.partition {
 			return false
-		}
-		if len(f.AccountIDs) == 0 {
-			return true
 		}
 		for _, a := range f.AccountIDs {
 			if a == parsed.account {
@@ -158,12 +157,41 @@ func (k *KMSKeyring) accepts(arn string) bool {
 	return false
 }
 
+// checkDiscoveryFilter refuses a filter that names no partition or no
+// account, which would otherwise admit every key of that dimension.
+func (k *KMSKeyring) checkDiscoveryFilter() error {
+	f := k.DiscoveryFilter
+	if !k.Discovery || f == nil {
+		return nil
+	}
+	if f.Partition == "" || len(f.AccountIDs) == 0 {
+		return newErr(KindInvalidArgument, "a discovery filter needs a partition and at least one account")
+	}
+	for _, a := range f.AccountIDs {
+		if a == "" {
+			return newErr(KindInvalidArgument, "a discovery filter's account ids must not be empty")
+		}
+	}
+	return nil
+}
+
 // OnDecrypt implements Keyring.
 func (k *KMSKeyring) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks []format.EDK) error {
+	if err := k.checkDiscoveryFilter(); err != nil {
+		return err
+	}
 	var errs []error
 	tried := 0
 	for _, e := range edks {
-		if e.ProviderID != format.ProviderAWSKMS || !k.accepts(string(e.ProviderInfo)) {
+		if e.ProviderID != format.ProviderAWSKMS {
+			continue
+		}
+		if _, ok := parseKeyARN(string(e.ProviderInfo)); !ok {
+			// aws-kms-keyring.md: the provider info "MUST be a valid AWS
+			// KMS ARN with a resource type of key or OnDecrypt MUST fail".
+			return newErr(KindMalformed, "an aws-kms encrypted data key names %q, not a key ARN", truncateInfo(e.ProviderInfo))
+		}
+		if !k.accepts(string(e.ProviderInfo)) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -199,4 +227,12 @@ func (k *KMSKeyring) OnDecrypt(ctx context.Context, m *DecryptionMaterials, edks
 		return newErr(KindWrongKey, "none of the message's %d encrypted data keys is under a key this keyring may use", len(edks))
 	}
 	return &Error{Kind: KindWrongKey, Detail: fmt.Sprintf("KMS decrypted none of %d candidate data keys", tried), Err: errors.Join(errs...)}
+}
+
+// truncateInfo bounds untrusted provider info quoted in an error.
+func truncateInfo(b []byte) string {
+	if len(b) > 128 {
+		return string(b[:128]) + "..."
+	}
+	return string(b)
 }
