@@ -50,7 +50,12 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Decrypt reads one ESDK message from src and writes its plaintext to dst.
 // It reads src to the end of the message and fails if anything follows.
 // See DecryptOptions for what reaches dst before the message is fully
-// authenticated; in the default mode, nothing does.
+// authenticated. In the default mode a signed message releases nothing
+// before its signature verifies; an unsigned one releases each frame once
+// its tag verifies, so a truncated or tampered unsigned message may have
+// released its earlier, authentic frames when Decrypt fails. A caller that
+// must not act on such a prefix writes to a temporary destination and
+// publishes it only when Decrypt succeeds (kmsctl does for files).
 func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts DecryptOptions) (*MessageInfo, error) {
 	cr := &countingReader{r: src}
 	// A small buffer for the header: the body is then read in large
@@ -77,6 +82,9 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	info := &MessageInfo{Suite: s, MessageID: h.MessageID, EncryptionContext: h.EncryptionContext, KeyARNs: keyARNs(h.EDKs), FrameLength: h.FrameLength}
 	dm, err := c.CMM.DecryptMaterials(ctx, DecryptionRequest{Suite: s, EncryptedDataKeys: h.EDKs, EncryptionContext: h.EncryptionContext})
 	if err != nil {
+		return nil, err
+	}
+	if err := dm.check(s); err != nil {
 		return nil, err
 	}
 	key, commit, err := format.DeriveKeys(s, dm.DataKey, h.MessageID)

@@ -299,3 +299,56 @@ func TestSpoolToDisk(t *testing.T) {
 }
 
 func testingContext() context.Context { return context.Background() }
+
+// strippingCMM hands out the default CMM's materials with parts removed,
+// as a faulty custom CMM might.
+type strippingCMM struct {
+	envelope.CMM
+	enc func(*envelope.EncryptionMaterials)
+	dec func(*envelope.DecryptionMaterials)
+}
+
+func (s strippingCMM) GetEncryptionMaterials(ctx context.Context, req envelope.EncryptionRequest) (*envelope.EncryptionMaterials, error) {
+	m, err := s.CMM.GetEncryptionMaterials(ctx, req)
+	if err == nil && s.enc != nil {
+		s.enc(m)
+	}
+	return m, err
+}
+
+func (s strippingCMM) DecryptMaterials(ctx context.Context, req envelope.DecryptionRequest) (*envelope.DecryptionMaterials, error) {
+	m, err := s.CMM.DecryptMaterials(ctx, req)
+	if err == nil && s.dec != nil {
+		s.dec(m)
+	}
+	return m, err
+}
+
+// TestCustomCMMMaterialsChecked: materials a custom CMM returns without a
+// signing or verification key for a signed suite, without encrypted data
+// keys, or for another suite are refused with ErrInvalidArgument; before,
+// a missing key panicked with a nil dereference.
+func TestCustomCMMMaterialsChecked(t *testing.T) {
+	kms := fakekms.New()
+	key := kms.CreateKey("")
+	base := envelope.NewDefaultCMM(&envelope.KMSKeyring{Client: kms, Generator: key})
+	msg := encrypt(t, envelope.New(base), []byte("signed"), envelope.EncryptOptions{})
+	for name, cmm := range map[string]strippingCMM{
+		"no signing key":           {CMM: base, enc: func(m *envelope.EncryptionMaterials) { m.SigningKey = nil }},
+		"no encrypted data key":    {CMM: base, enc: func(m *envelope.EncryptionMaterials) { m.EncryptedDataKeys = nil }},
+		"short data key":           {CMM: base, enc: func(m *envelope.EncryptionMaterials) { m.DataKey = m.DataKey[:16] }},
+		"no verification key":      {CMM: base, dec: func(m *envelope.DecryptionMaterials) { m.VerificationKey = nil }},
+		"materials of other suite": {CMM: base, dec: func(m *envelope.DecryptionMaterials) { m.Suite = format.AES256HKDFSHA512CommitKey }},
+	} {
+		c := envelope.New(cmm)
+		var err error
+		if cmm.enc != nil {
+			_, err = c.Encrypt(t.Context(), io.Discard, bytes.NewReader([]byte("x")), envelope.EncryptOptions{})
+		} else {
+			_, err = c.Decrypt(t.Context(), io.Discard, bytes.NewReader(msg), envelope.DecryptOptions{})
+		}
+		if !errors.Is(err, envelope.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+}

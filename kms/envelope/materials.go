@@ -45,12 +45,47 @@ func (m *EncryptionMaterials) Clone() *EncryptionMaterials {
 	return &c
 }
 
+// check refuses materials a message cannot be made with: the CMM interface
+// is public, so a custom CMM's output is checked as the spec asks of the
+// client (a signed suite needs its signing key, the data key its suite's
+// length, a message at least one encrypted data key).
+func (m *EncryptionMaterials) check() error {
+	switch {
+	case m == nil || m.Suite == nil:
+		return newErr(KindInvalidArgument, "the CMM returned no materials or no suite")
+	case len(m.DataKey) != m.Suite.KeyLen:
+		return newErr(KindInvalidArgument, "the CMM returned a data key of %d bytes; suite %s needs %d", len(m.DataKey), m.Suite, m.Suite.KeyLen)
+	case len(m.EncryptedDataKeys) == 0:
+		return newErr(KindInvalidArgument, "the CMM returned no encrypted data key; nobody could decrypt the message")
+	case m.Suite.Signed() && m.SigningKey == nil:
+		return newErr(KindInvalidArgument, "the CMM returned no signing key for signed suite %s", m.Suite)
+	}
+	return nil
+}
+
 // DecryptionMaterials are what a message is decrypted with.
 type DecryptionMaterials struct {
 	Suite             *format.Suite
 	EncryptionContext map[string]string
 	DataKey           []byte
 	VerificationKey   *ecdsa.PublicKey
+}
+
+// check refuses materials that cannot decrypt a message of suite s (from
+// a custom CMM): another suite, a data key of the wrong length, or no
+// verification key for a signed suite.
+func (m *DecryptionMaterials) check(s *format.Suite) error {
+	switch {
+	case m == nil:
+		return newErr(KindInvalidArgument, "the CMM returned no materials")
+	case m.Suite != nil && m.Suite.ID != s.ID:
+		return newErr(KindInvalidArgument, "the CMM returned materials for suite %s; the message uses %s", m.Suite, s)
+	case len(m.DataKey) != s.KeyLen:
+		return newErr(KindInvalidArgument, "the CMM returned a data key of %d bytes; suite %s needs %d", len(m.DataKey), s, s.KeyLen)
+	case s.Signed() && m.VerificationKey == nil:
+		return newErr(KindInvalidArgument, "the CMM returned no verification key for signed suite %s", s)
+	}
+	return nil
 }
 
 // String never shows the data key.

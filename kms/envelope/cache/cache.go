@@ -19,6 +19,7 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -182,7 +183,12 @@ func (c *CMM) GetEncryptionMaterials(ctx context.Context, req envelope.Encryptio
 	c.stats.Misses++
 	c.mu.Unlock()
 
-	m, err := c.under.GetEncryptionMaterials(ctx, req)
+	// The materials may serve up to MaxBytes of plaintext, not only this
+	// message's: caching-cmm.md asks the underlying CMM for "a Max
+	// Plaintext Length with a value equal to its Limit Bytes value".
+	underReq := req
+	underReq.PlaintextLength = int64(min(c.opts.MaxBytes, math.MaxInt64))
+	m, err := c.under.GetEncryptionMaterials(ctx, underReq)
 	if err != nil {
 		return nil, err
 	}

@@ -237,3 +237,34 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("GenerateDataKey calls %d, want >= 16", got)
 	}
 }
+
+// lengthRecorder records the plaintext length each encryption request to
+// the underlying CMM declared.
+type lengthRecorder struct {
+	envelope.CMM
+	mu   sync.Mutex
+	seen []int64
+}
+
+func (r *lengthRecorder) GetEncryptionMaterials(ctx context.Context, req envelope.EncryptionRequest) (*envelope.EncryptionMaterials, error) {
+	r.mu.Lock()
+	r.seen = append(r.seen, req.PlaintextLength)
+	r.mu.Unlock()
+	return r.CMM.GetEncryptionMaterials(ctx, req)
+}
+
+// TestUnderlyingRequestCarriesLimitBytes: on a miss, the underlying CMM is
+// asked for materials good for the entry's byte limit, not for the first
+// message's length (caching-cmm.md), since the entry serves later messages.
+func TestUnderlyingRequestCarriesLimitBytes(t *testing.T) {
+	kms := fakekms.New()
+	rec := &lengthRecorder{CMM: envelope.NewDefaultCMM(&envelope.KMSKeyring{Client: kms, Generator: kms.CreateKey("")})}
+	cmm, err := cache.New(rec, cache.Options{Capacity: 10, MaxAge: time.Minute, MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, envelope.New(cmm), 2, 3, nil, nil)
+	if len(rec.seen) != 1 || rec.seen[0] != 1000 {
+		t.Fatalf("the underlying CMM was asked for %v, want one request for 1000 bytes", rec.seen)
+	}
+}

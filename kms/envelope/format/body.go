@@ -186,7 +186,11 @@ func (fr *FrameReader) AppendNext(dst []byte) (Frame, []byte, error) {
 	return f, b, nil
 }
 
-// OpenFrame decrypts f in place into dst (which may be f.Sealed[:0]).
+// OpenFrame decrypts f in place into dst (which may be f.Sealed[:0]). It
+// uses the IV the frame carries rather than requiring FrameIV(seq): ESDKs
+// before data-key caching generated every IV at random (AWS Encryption SDK
+// IV reference), and their messages must still decrypt. Only a holder of
+// the data key can make a frame that authenticates, whatever its IV.
 func OpenFrame(dst []byte, aead cipher.AEAD, messageID []byte, f Frame, aad []byte) ([]byte, []byte, error) {
 	aad = BodyAAD(aad[:0], messageID, f.Final, false, f.Seq, uint64(len(f.Sealed)-TagLen))
 	out, err := aead.Open(dst, f.IV, f.Sealed, aad)
