@@ -136,7 +136,8 @@ func defaultConfig() Config {
 			PINFile:    "./var/hsm-pin",
 			PINEnv:     defaultPINEnv,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+		Audit: AuditConfig{DigestInterval: Duration(defaultDigestInterval)},
 		HTTP: HTTPConfig{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			ReadTimeout:       Duration(30 * time.Second),
@@ -205,7 +206,7 @@ func loadConfig(opt loadOptions) (Config, error) {
 			// Type errors and unknown fields leave the rest decoded:
 			// report them together with everything else.
 			for _, msg := range te.Errors {
-				decodeErrs = append(decodeErrs, errors.New(msg))
+				decodeErrs = append(decodeErrs, errors.New(readableYAMLMessage(msg)))
 			}
 		}
 	}
@@ -249,6 +250,31 @@ func decodeConfig(data []byte, cfg *Config) error {
 		return errors.New("more than one YAML document")
 	}
 	return nil
+}
+
+var (
+	yamlUnknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	yamlBadValue     = regexp.MustCompile("cannot unmarshal !!\\w+ `(.*)` into (\\S+)")
+	yamlTypeNames    = map[string]string{
+		"uint64": "a non-negative integer", "uint32": "a non-negative integer", "uint": "a non-negative integer",
+		"int": "an integer", "int64": "an integer", "int32": "an integer", "bool": "true or false", "string": "a string",
+	}
+)
+
+// readableYAMLMessage words one of the decoder's messages for an operator
+// rather than in Go's types: "unknown option X" instead of "field X not
+// found in type main.Config", "-1 is not a non-negative integer" instead of
+// "cannot unmarshal !!int `-1` into uint64".
+func readableYAMLMessage(m string) string {
+	m = yamlUnknownField.ReplaceAllString(m, "unknown option $1")
+	return yamlBadValue.ReplaceAllStringFunc(m, func(s string) string {
+		sub := yamlBadValue.FindStringSubmatch(s)
+		want, ok := yamlTypeNames[sub[2]]
+		if !ok {
+			want = "of the expected type"
+		}
+		return fmt.Sprintf("%s is not %s", sub[1], want)
+	})
 }
 
 func configError(path string, errs []error) error {

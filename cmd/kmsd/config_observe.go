@@ -108,7 +108,7 @@ func (c *Config) validateObservability() []error {
 	if strings.TrimSpace(c.Database) != "" && filepath.Clean(c.auditDatabase()) == filepath.Clean(c.Database) {
 		bad("audit.database: must not be the metadata database")
 	}
-	if c.Audit.DigestInterval < 0 {
+	if c.Audit.DigestInterval <= 0 {
 		bad("audit.digest_interval: must be positive, got %s", c.Audit.DigestInterval)
 	}
 	if c.Audit.Retention < 0 {

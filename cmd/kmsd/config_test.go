@@ -205,13 +205,13 @@ func TestLoadConfigErrors(t *testing.T) {
 			name: "unknown top-level field",
 			yaml: "listen: 127.0.0.1:1\nlisten_addr: x\n",
 			env:  pin,
-			want: []string{"field listen_addr not found"},
+			want: []string{"unknown option listen_addr"},
 		},
 		{
 			name: "unknown nested fields reported together",
 			yaml: "hsm:\n  pin: 1234\n  slot: 3\nlog:\n  colour: red\n",
 			env:  pin,
-			want: []string{"field pin not found", "field slot not found", "field colour not found", "3 problem(s)"},
+			want: []string{"unknown option pin", "unknown option slot", "unknown option colour", "3 problem(s)"},
 		},
 		{
 			name: "every validation problem in one error",
@@ -239,7 +239,13 @@ http:
 			name: "decode and validation problems together",
 			yaml: "region: nope\nbogus: 1\ndeletion_check_interval: 60\n",
 			env:  pin,
-			want: []string{"field bogus not found", "want a duration", "region:"},
+			want: []string{"line 2: unknown option bogus", "want a duration", "region:"},
+		},
+		{
+			name: "a negative count and a zero digest interval",
+			yaml: "advanced:\n  invocation_bound: -1\naudit:\n  digest_interval: 0s\n",
+			env:  pin,
+			want: []string{"line 2: -1 is not a non-negative integer", "audit.digest_interval: must be positive"},
 		},
 		{
 			name: "bare number is not a duration",

@@ -267,7 +267,7 @@ func TestRunRefusesBadStarts(t *testing.T) {
 			name: "all config problems at once",
 			env:  map[string]string{"KMSD_REGION": "Mars", "KMSD_HSM_PIN": "1", "KMSD_HSM_MODULE": mod},
 			yaml: "listen: nope\nextra: 1\n",
-			want: []string{"region:", "listen:", "field extra not found", "3 problem(s)"},
+			want: []string{"region:", "listen:", "unknown option extra", "3 problem(s)"},
 		},
 		{
 			name: "no PIN",
