@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"regexp"
 	"time"
 
 	"hsmkms/kms"
@@ -80,6 +81,12 @@ func (o *observer) lookupEvents(ctx context.Context, in *LookupEventsInput) (*Lo
 		return *p
 	}
 	f.EventName, f.Key, f.Principal, f.ErrorCode, f.NextToken = str(in.EventName), str(in.KeyId), str(in.Principal), str(in.ErrorCode), str(in.NextToken)
+	if f.Key != "" && !auditKeyFilter.MatchString(f.Key) {
+		// Events record key ARNs. An alias names different keys over
+		// time, and a fragment would match by substring: both would
+		// answer a silent, wrong selection.
+		return nil, kms.Errorf(kms.CodeValidation, "KeyId must be a key id or key ARN, not an alias or a fragment (resolve an alias with DescribeKey).")
+	}
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 1000 {
 			return nil, kms.Errorf(kms.CodeValidation, "1 validation error detected: Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000 and greater than or equal to 1", *in.MaxResults)
@@ -98,6 +105,10 @@ func (o *observer) lookupEvents(ctx context.Context, in *LookupEventsInput) (*Lo
 	}
 	return &LookupEventsOutput{Events: page.Events, NextToken: page.NextToken}, nil
 }
+
+// auditKeyFilter is what LookupEvents accepts as KeyId: a key id or a key
+// ARN, which the stored key ARNs contain whole.
+var auditKeyFilter = regexp.MustCompile(`^(arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func (o *observer) verifyAuditTrail(ctx context.Context, _ *VerifyAuditTrailInput) (*VerifyAuditTrailOutput, error) {
 	if _, err := o.service.AuthorizeAudit(ctx, "VerifyAuditTrail", false); err != nil {

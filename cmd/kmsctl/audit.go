@@ -30,7 +30,7 @@ func (f *auditFilterFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.start, "start-time", "", "only events at or after this time (RFC 3339, e.g. 2025-01-02T15:04:05Z)")
 	fs.StringVar(&f.end, "end-time", "", "only events at or before this time (RFC 3339)")
 	fs.StringVar(&f.eventName, "event-name", "", "only this operation (e.g. Encrypt)")
-	fs.StringVar(&f.keyID, "key-id", "", "only events on this key (id or ARN)")
+	fs.StringVar(&f.keyID, "key-id", "", "only events on this key (key id or key ARN; not an alias, which names different keys over time)")
 	fs.StringVar(&f.principal, "principal", "", "only this caller (ARN, or the access key id of an unauthenticated request)")
 	fs.StringVar(&f.errorCode, "error-code", "", "only events that failed with this error code (e.g. AccessDeniedException)")
 	fs.StringVar(&f.nextToken, "starting-token", "", "continue after a previous page (the NextToken it printed)")
@@ -46,7 +46,7 @@ func (f *auditFilterFlags) request() (map[string]any, error) {
 		}
 		ts, err := time.Parse(time.RFC3339, t.v)
 		if err != nil {
-			return nil, usagef("--%s: %v", t.flag, err)
+			return nil, usagef("--%s %q: want an RFC 3339 time such as 2025-01-02T15:04:05Z", t.flag, t.v)
 		}
 		body[t.member] = float64(ts.UnixMilli()) / 1000
 	}
@@ -140,7 +140,8 @@ func init() {
 					_ = json.Unmarshal(ev, &r)
 					who := r.UserIdentity.ARN
 					if who == "" {
-						who = "(unauthenticated " + r.UserIdentity.AccessKeyID + ")"
+						who = strings.TrimSpace("(unauthenticated " + r.UserIdentity.AccessKeyID)
+						who += ")"
 					}
 					var keys []string
 					for _, res := range r.Resources {
