@@ -290,12 +290,7 @@ func logReconcile(log *slog.Logger, r kms.ReconcileReport) {
 		"completed_destroys", r.CompletedDestroys,
 		"missing_objects", len(r.MissingObjects),
 		"orphan_objects", len(r.OrphanObjects))
-	if len(r.MissingObjects) > 0 {
-		log.Error("key versions whose token object is missing are not served", "versions", r.MissingObjects)
-	}
-	if len(r.OrphanObjects) > 0 {
-		log.Warn("token objects no key version references (left in place)", "backing_ids", r.OrphanObjects)
-	}
+	// Reconcile itself logs which versions and objects (once, not here too).
 }
 
 // endpointURL is the URL clients on this machine use to reach addr.
