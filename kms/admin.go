@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"hsmkms/kms/policy"
 )
 
 // IAM-like limits.
@@ -142,11 +144,11 @@ func (s *Service) AdminCreateUser(ctx context.Context, in *CreateUserInput) (*Cr
 		return nil, err
 	}
 	arn := userARN(account, name)
-	if err := s.authorizeAdmin(ctx, "CreateUser", account, arn); err != nil {
-		return nil, err
-	}
 	tags, err := validatePrincipalTags(in.Tags)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeCreatePrincipal(ctx, "CreateUser", account, arn, tags); err != nil {
 		return nil, err
 	}
 	rec, err := s.createPrincipal(ctx, PrincipalRecord{ARN: arn, AccountID: account, Kind: KindUser, Name: name}, tags)
@@ -154,6 +156,22 @@ func (s *Service) AdminCreateUser(ctx context.Context, in *CreateUserInput) (*Cr
 		return nil, err
 	}
 	return &CreateUserOutput{User: userInfo(rec, tags)}, nil
+}
+
+// authorizeCreatePrincipal authorizes CreateUser or CreateRole with the
+// request's tags as aws:RequestTag/K and aws:TagKeys, and, when there are
+// tags, kmsadmin:TagPrincipal too, as IAM asks iam:TagUser/iam:TagRole of
+// a creation with tags: otherwise a Deny on tagging (the guard of
+// tag-based access) is dodged by tagging at creation.
+func (s *Service) authorizeCreatePrincipal(ctx context.Context, op, account, arn string, tags []TagRecord) error {
+	conds := requestTagConds(tags)
+	if err := s.authorizeAdminWith(ctx, op, account, arn, conds); err != nil {
+		return err
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return s.authorizeAdminWith(ctx, "TagPrincipal", account, arn, conds)
 }
 
 // createPrincipal stores a new user or role with its tags.
@@ -354,7 +372,11 @@ func (s *Service) AdminCreateRole(ctx context.Context, in *CreateRoleInput) (*Cr
 		return nil, err
 	}
 	arn := roleARN(account, name)
-	if err := s.authorizeAdmin(ctx, "CreateRole", account, arn); err != nil {
+	tags, err := validatePrincipalTags(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeCreatePrincipal(ctx, "CreateRole", account, arn, tags); err != nil {
 		return nil, err
 	}
 	doc, err := requireString("assumeRolePolicyDocument", in.AssumeRolePolicyDocument, 1, maxTrustPolicyBytes)
@@ -370,10 +392,6 @@ func (s *Service) AdminCreateRole(ctx context.Context, in *CreateRoleInput) (*Cr
 		if err := checkRange("maxSessionDuration", maxSession, defaultMaxSessionSecond, maxMaxSessionSeconds); err != nil {
 			return nil, err
 		}
-	}
-	tags, err := validatePrincipalTags(in.Tags)
-	if err != nil {
-		return nil, err
 	}
 	rec, err := s.createPrincipal(ctx, PrincipalRecord{ARN: arn, AccountID: account, Kind: KindRole, Name: name,
 		TrustPolicy: doc, MaxSessionSeconds: int(maxSession)}, tags)
@@ -512,6 +530,12 @@ func (s *Service) AdminListAccessKeys(ctx context.Context, in *ListAccessKeysInp
 // principalForAdmin parses a PrincipalArn member, checks the caller may run
 // op on it, and reads it.
 func (s *Service) principalForAdmin(ctx context.Context, op string, v *string) (PrincipalRecord, error) {
+	return s.principalForAdminWith(ctx, op, v, nil)
+}
+
+// principalForAdminWith is principalForAdmin with the request's condition
+// keys (authorizeAdminWith).
+func (s *Service) principalForAdminWith(ctx context.Context, op string, v *string, conds map[string][]string) (PrincipalRecord, error) {
 	arn, err := requireString("principalArn", v, 20, 2048)
 	if err != nil {
 		return PrincipalRecord{}, err
@@ -520,7 +544,7 @@ func (s *Service) principalForAdmin(ctx context.Context, op string, v *string) (
 	if !ok {
 		return PrincipalRecord{}, Errorf(CodeInvalidArn, "PrincipalArn must be a user or role ARN: arn:aws:iam::ACCOUNT:user/NAME or arn:aws:iam::ACCOUNT:role/NAME.")
 	}
-	if err := s.authorizeAdmin(ctx, op, account, arn); err != nil {
+	if err := s.authorizeAdminWith(ctx, op, account, arn, conds); err != nil {
 		return PrincipalRecord{}, err
 	}
 	return s.getPrincipal(ctx, arn, kind)
@@ -597,14 +621,14 @@ func (s *Service) AdminListIdentityPolicies(ctx context.Context, in *ListIdentit
 // AdminTagPrincipal adds or overwrites tags of a user or role
 // (aws:PrincipalTag/KEY in policies).
 func (s *Service) AdminTagPrincipal(ctx context.Context, in *TagPrincipalInput) (*Empty, error) {
-	rec, err := s.principalForAdmin(ctx, "TagPrincipal", in.PrincipalArn)
-	if err != nil {
-		return nil, err
-	}
 	if in.Tags == nil {
 		return nil, validationf("Value null at 'tags' failed to satisfy constraint: Member must not be null")
 	}
 	tags, err := validatePrincipalTags(in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.principalForAdminWith(ctx, "TagPrincipal", in.PrincipalArn, requestTagConds(tags))
 	if err != nil {
 		return nil, err
 	}
@@ -623,12 +647,16 @@ func (s *Service) AdminTagPrincipal(ctx context.Context, in *TagPrincipalInput) 
 
 // AdminUntagPrincipal removes tags of a user or role.
 func (s *Service) AdminUntagPrincipal(ctx context.Context, in *UntagPrincipalInput) (*Empty, error) {
-	rec, err := s.principalForAdmin(ctx, "UntagPrincipal", in.PrincipalArn)
-	if err != nil {
-		return nil, err
-	}
 	if in.TagKeys == nil {
 		return nil, validationf("Value null at 'tagKeys' failed to satisfy constraint: Member must not be null")
+	}
+	var conds map[string][]string
+	if len(in.TagKeys) > 0 {
+		conds = map[string][]string{policy.KeyTagKeys: in.TagKeys}
+	}
+	rec, err := s.principalForAdminWith(ctx, "UntagPrincipal", in.PrincipalArn, conds)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.store.DeletePrincipalTags(ctx, rec.ARN, in.TagKeys); err != nil {
 		return nil, storeError(err, fmt.Sprintf("The %s %s cannot be found.", rec.Kind, rec.ARN), "")

@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"hsmkms/kms/policy"
 )
@@ -26,6 +27,16 @@ const adminActionPrefix = "kmsadmin:"
 // Denials are AccessDeniedException with AWS's message and are logged with
 // the deciding statement (authz.go, denied).
 func (s *Service) authorizeAdmin(ctx context.Context, op, account, resource string) error {
+	return s.authorizeAdminWith(ctx, op, account, resource, nil)
+}
+
+// authorizeAdminWith is authorizeAdmin with the request's own condition
+// keys (aws:RequestTag/K and aws:TagKeys of a tagging or creating call). A
+// user or role resource also brings its tags as aws:ResourceTag/K (and
+// iam:ResourceTag/K), read only once the account check passed: IAM's "act
+// only on users with tag X" policies rely on them, and without them a
+// Deny on a protected principal never matched.
+func (s *Service) authorizeAdminWith(ctx context.Context, op, account, resource string, conds map[string][]string) error {
 	p, err := caller(ctx)
 	if err != nil {
 		return err
@@ -58,6 +69,19 @@ func (s *Service) authorizeAdmin(ctx context.Context, op, account, resource stri
 		return Internal(err)
 	}
 	req.Context = s.requestContext(ctx, p)
+	for k, v := range conds {
+		req.Context[k] = v
+	}
+	if _, kind, _, ok := parseIAMARN(resource); ok && (kind == KindUser || kind == KindRole) {
+		tags, err := s.store.PrincipalTags(ctx, resource)
+		if err != nil {
+			return Internal(err)
+		}
+		for _, t := range tags { // key order: decided the same way every time
+			req.Context[policy.KeyResourceTagPrefix+strings.ToLower(t.Key)] = []string{t.Value}
+			req.Context["iam:resourcetag/"+strings.ToLower(t.Key)] = []string{t.Value}
+		}
+	}
 	d := policy.Decide(policy.Input{Request: req, IdentityPolicies: ids})
 	if d.Allowed {
 		return nil

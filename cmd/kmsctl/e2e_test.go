@@ -609,7 +609,17 @@ func TestHangupIgnoredUnderNohup(t *testing.T) {
 	if _, err := stdin.Write([]byte("before the hangup, ")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // exec'd, the data key made, the read waits
+	// The hangup must come after the shell's trap, that is once kmsctl
+	// runs in its place (a hangup to the shell before would end it).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); strings.TrimSpace(string(comm)) == "kmsctl" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("kmsctl did not start")
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the data key made, the read waits
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
