@@ -54,6 +54,7 @@ type requestNote struct {
 	input   any
 	output  any
 	keys    []kms.KeyUse
+	account string             // the account an admin or STS request acted in (onAccount)
 	charged map[chargeKey]bool // true: a token taken; false: throttled
 	obs     *observer
 }
@@ -93,7 +94,15 @@ func beforeCall(ctx context.Context, in any) (context.Context, error) {
 			}
 		}
 	}
-	return kms.WithKeyHook(ctx, n.onKey), nil
+	return kms.WithAccountHook(kms.WithKeyHook(ctx, n.onKey), n.onAccount), nil
+}
+
+// onAccount is the request's kms.AccountHook: the account an admin or STS
+// request acted in, where its event is filed.
+func (n *requestNote) onAccount(account string) {
+	if n.account == "" {
+		n.account = account
+	}
 }
 
 // afterCall records the decoded response of a successful operation.
@@ -332,9 +341,14 @@ func (o *observer) event(c *gin.Context, n *requestNote, buf *bufferedWriter) *a
 	if out, ok := n.output.(*kms.CreateKeyOutput); ok && out.KeyMetadata != nil && len(ev.Resources) == 0 {
 		ev.Resources = append(ev.Resources, audit.Resource{AccountID: out.KeyMetadata.AWSAccountId, Type: audit.ResourceType, ARN: out.KeyMetadata.Arn})
 	}
-	if len(ev.Resources) > 0 && ev.Resources[0].AccountID != "" {
+	switch {
+	case len(ev.Resources) > 0 && ev.Resources[0].AccountID != "":
 		// CloudTrail delivers the event to the key owner's account.
 		ev.RecipientAccountID = ev.Resources[0].AccountID
+	case n.account != "":
+		// And an IAM or STS event to the account of the principal it
+		// changed or the role assumed.
+		ev.RecipientAccountID = n.account
 	}
 	return ev
 }

@@ -46,6 +46,9 @@ func (s *Service) authorizeAdminWith(ctx context.Context, op, account, resource 
 		return Internal(err)
 	}
 	if admin {
+		// The only caller acting in another account (others are refused
+		// there below): its event belongs to the account it changes.
+		noteAccount(ctx, account)
 		return nil
 	}
 	action := adminActionPrefix + op

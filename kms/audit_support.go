@@ -50,6 +50,28 @@ func (s *Service) noteKey(ctx context.Context, k KeyRecord, arn string, authoriz
 	return h(ctx, KeyUse{ARN: arn, AccountID: k.AccountID, KeySpec: k.KeySpec, KeyUsage: k.KeyUsage, Authorized: authorized})
 }
 
+// AccountHook is called with the account an admin or STS request acts in
+// when that is not the caller's own: the bootstrap admin managing another
+// account, or an AssumeRole of another account's role. The audit trail
+// files the event there, as CloudTrail delivers an IAM event to the
+// account that owns the resource, so that account's auditors see what was
+// done to it.
+type AccountHook func(account string)
+
+type accountHookKey struct{}
+
+// WithAccountHook returns ctx carrying an AccountHook for the request.
+func WithAccountHook(ctx context.Context, h AccountHook) context.Context {
+	return context.WithValue(ctx, accountHookKey{}, h)
+}
+
+// noteAccount runs the request's AccountHook, if any.
+func noteAccount(ctx context.Context, account string) {
+	if h, _ := ctx.Value(accountHookKey{}).(AccountHook); h != nil && account != "" {
+		h(account)
+	}
+}
+
 // AuthorizeAudit decides whether the caller may run audit operation op
 // (kmsadmin:<op>), exactly as the admin API decides (authorizeAdmin): the
 // bootstrap admin everywhere, others only as their identity policies allow

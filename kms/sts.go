@@ -64,6 +64,11 @@ func (s *Service) AssumeRole(ctx context.Context, in *AssumeRoleInput) (*AssumeR
 	}
 
 	role, err := s.store.GetPrincipal(ctx, in.RoleArn)
+	if err == nil && role.Kind == KindRole {
+		// Allowed or not, the role's owner sees who assumed (or tried to
+		// assume) its role; for an unknown role there is no owner.
+		noteAccount(ctx, account)
+	}
 	if err != nil || role.Kind != KindRole {
 		req := &policy.Request{Principal: enginePrincipal(p), Action: "sts:AssumeRole", Resource: in.RoleArn}
 		s.log.InfoContext(ctx, "assume role refused: no such role", "principal", p.ARN, "role", in.RoleArn, "err", err)

@@ -31,7 +31,30 @@ func TestE2EAuditAssumeRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In another account: the role's creation by the bootstrap admin and
+	// its assumption are filed there, where its auditors look (CloudTrail
+	// delivers IAM and STS events to the resource's account); before, both
+	// went to the caller's account, whose auditors then read the other
+	// account's trust policies.
+	const other = "444455556666"
+	otherRole := "arn:aws:iam::" + other + ":role/xacct"
+	mustAdmin(t, s.addr, admin, "CreateAccount", map[string]any{"AccountId": other, "Name": "other"}, nil)
+	mustAdmin(t, s.addr, admin, "CreateRole", map[string]any{"AccountId": other, "RoleName": "xacct", "AssumeRolePolicyDocument": trust}, nil)
+	if _, err := stsClient(s.addr, credentials.StaticCredentialsProvider{Value: admin}).AssumeRole(ctx,
+		&sts.AssumeRoleInput{RoleArn: aws.String(otherRole), RoleSessionName: aws.String("across")}); err != nil {
+		t.Fatal(err)
+	}
 	s.stop(t)
+	filed := map[string]string{}
+	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
+		rp, _ := e.ev["requestParameters"].(map[string]any)
+		if e.ev["eventName"] == "CreateRole" && rp["roleName"] == "xacct" || e.ev["eventName"] == "AssumeRole" && rp["roleArn"] == otherRole {
+			filed[e.ev["eventName"].(string)], _ = e.ev["recipientAccountId"].(string)
+		}
+	}
+	if filed["CreateRole"] != other || filed["AssumeRole"] != other {
+		t.Errorf("events about account %s's role were filed under %v", other, filed)
+	}
 
 	var found bool
 	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
@@ -40,11 +63,11 @@ func TestE2EAuditAssumeRole(t *testing.T) {
 				t.Fatalf("event %d holds a secret of the session: %s", e.seq, e.body)
 			}
 		}
-		if e.ev["eventName"] != "AssumeRole" {
+		rp, _ := e.ev["requestParameters"].(map[string]any)
+		if e.ev["eventName"] != "AssumeRole" || rp["roleArn"] != roleARN {
 			continue
 		}
 		found = true
-		rp, _ := e.ev["requestParameters"].(map[string]any)
 		re, _ := e.ev["responseElements"].(map[string]any)
 		if rp["roleArn"] != roleARN || rp["roleSessionName"] != "audited" || rp["durationSeconds"] != float64(900) {
 			t.Errorf("requestParameters %v", rp)
