@@ -274,6 +274,7 @@ func (s *Service) deletePrincipal(ctx context.Context, op, account, kind, name s
 	}
 	s.invalidateCredentials()
 	s.InvalidateIdentity(rec.ARN)
+	s.authz.invalidateAllKeys() // the store replaced its name by its unique id in key policies and grants
 	s.log.InfoContext(ctx, what+" deleted", "arn", rec.ARN, "by", principalARNOf(ctx))
 	return &Empty{}, nil
 }

@@ -157,6 +157,16 @@ func (c *authzCache) invalidateKey(keyID string) {
 	c.mu.Unlock()
 }
 
+// invalidateAllKeys drops every key's cached policy and grants: deleting a
+// principal rewrites the key policies and grants that name it
+// (forgetDeletedPrincipal in the store), which may be any key's.
+func (c *authzCache) invalidateAllKeys() {
+	c.mu.Lock()
+	clear(c.keys)
+	c.gen++
+	c.mu.Unlock()
+}
+
 // InvalidateIdentity drops the cached identity policies of a principal (a
 // user or role ARN); the admin operations call it when they change them.
 func (s *Service) InvalidateIdentity(principalARN string) {

@@ -138,7 +138,6 @@ func TestParseRejects(t *testing.T) {
 		{"resource not an ARN", wrap(`"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"mykey"`), false, `Resource "mykey" in statement 1 must be "*" or an ARN.`},
 		{"principal partial wildcard", wrap(`"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/*"},"Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},
 		{"principal bad account", wrap(`"Effect":"Allow","Principal":{"AWS":"11112222333"},"Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},
-		{"principal unique id", wrap(`"Effect":"Allow","Principal":{"AWS":"AIDACKCEVSQ6C2EXAMPLE"},"Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},
 		{"principal not iam", wrap(`"Effect":"Allow","Principal":{"AWS":"arn:aws:s3:::bucket"},"Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},
 		{"principal unknown type", wrap(`"Effect":"Allow","Principal":{"Users":"x"},"Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},
 		{"principal string other than star", wrap(`"Effect":"Allow","Principal":"111122223333","Action":"kms:*","Resource":"*"`), false, MsgInvalidPrincipals},

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"regexp"
 	"strings"
 )
 
@@ -38,7 +39,21 @@ const (
 	pARN                          // a user, role, session or federated user ARN
 	pService                      // {"Service": "..."}
 	pOther                        // Federated, CanonicalUser: kept, never matches
+	// pUniqueID: a deleted user's or role's unique id (AIDA…, AROA…, or
+	// AROA…:session for a session of a deleted role), which is what AWS,
+	// and DeletePrincipal here, leaves in a policy in place of its ARN.
+	// It matches nobody: a principal created later under the same name
+	// has another unique id and must not inherit the old one's access.
+	pUniqueID
 )
+
+// uniqueIDPattern matches the unique ids this service gives users (AIDA)
+// and roles (AROA), optionally with a role session's name.
+var uniqueIDPattern = regexp.MustCompile(`^(AIDA|AROA)[A-Z2-7]{17}(:[\w+=,.@-]{2,64})?$`)
+
+// IsUniqueID reports whether v is a principal's unique id as DeletePrincipal
+// leaves it in policies and grants.
+func IsUniqueID(v string) bool { return uniqueIDPattern.MatchString(v) }
 
 type principalEntry struct {
 	kind    principalKind
@@ -70,6 +85,10 @@ func parseAWSPrincipal(v string) (principalEntry, bool) {
 	}
 	if isAccountID(v) {
 		e.kind, e.account = pAccount, v
+		return e, true
+	}
+	if IsUniqueID(v) {
+		e.kind = pUniqueID
 		return e, true
 	}
 	parts, ok := splitARN(v, false)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hsmkms/kms"
+	"hsmkms/kms/policy"
 )
 
 // IdentityPolicies returns the identity policies attached to a user or role
@@ -148,6 +149,11 @@ func (s *Store) ListPrincipals(ctx context.Context, accountID, kind, after strin
 // keys and sessions in one transaction.
 func (s *Store) DeletePrincipal(ctx context.Context, arn string) error {
 	return wrap("delete principal "+arn, s.writeTx(ctx, func(tx *sql.Tx) error {
+		var uid, kind, account, name string
+		if err := tx.QueryRowContext(ctx, `SELECT unique_id, kind, account_id, name FROM principals WHERE arn = ?`, arn).
+			Scan(&uid, &kind, &account, &name); err != nil {
+			return err
+		}
 		// access_keys (0001) has no foreign key to principals; the others
 		// cascade.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE principal_arn = ?`, arn); err != nil {
@@ -157,8 +163,77 @@ func (s *Store) DeletePrincipal(ctx context.Context, arn string) error {
 		if err != nil {
 			return err
 		}
-		return requireOneRow(res)
+		if err := requireOneRow(res); err != nil {
+			return err
+		}
+		sessions := ""
+		if kind == kms.KindRole {
+			sessions = "arn:aws:sts::" + account + ":assumed-role/" + name[strings.LastIndex(name, "/")+1:] + "/"
+		}
+		return forgetDeletedPrincipal(ctx, tx, arn, sessions, uid)
 	}))
+}
+
+// forgetDeletedPrincipal replaces a deleted user's or role's ARN (and its
+// sessions' ARNs) by its unique id wherever access is granted by name: key
+// policies, trust policies and grants, as AWS shows a deleted principal.
+// Matching is by ARN, so without this a user or role created later under
+// the same name would inherit the old one's access; a unique id is never
+// reused. It runs in the delete's transaction: no moment sees the
+// principal gone and its name still granted.
+func forgetDeletedPrincipal(ctx context.Context, tx *sql.Tx, arn, sessions, uid string) error {
+	rewrite := func(query, update string) error {
+		rows, err := tx.QueryContext(ctx, query, arn, sessions)
+		if err != nil {
+			return err
+		}
+		docs := map[string]string{}
+		for rows.Next() {
+			var id, doc string
+			if err := rows.Scan(&id, &doc); err != nil {
+				rows.Close()
+				return err
+			}
+			docs[id] = doc
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for id, doc := range docs {
+			out, changed, err := policy.ReplaceDeletedPrincipal(doc, arn, sessions, uid)
+			if err != nil {
+				return err
+			}
+			if changed {
+				if _, err := tx.ExecContext(ctx, update, out, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	// instr filters cheaply; the rewrite matches whole principal values.
+	if err := rewrite(`SELECT key_id, document FROM key_policies WHERE instr(document, ?) > 0 OR (?2 <> '' AND instr(document, ?2) > 0)`,
+		`UPDATE key_policies SET document = ? WHERE key_id = ?`); err != nil {
+		return err
+	}
+	if err := rewrite(`SELECT arn, trust_policy FROM principals WHERE instr(trust_policy, ?) > 0 OR (?2 <> '' AND instr(trust_policy, ?2) > 0)`,
+		`UPDATE principals SET trust_policy = ? WHERE arn = ?`); err != nil {
+		return err
+	}
+	for _, col := range []string{"grantee_principal", "retiring_principal"} {
+		if _, err := tx.ExecContext(ctx, `UPDATE grants SET `+col+` = ? WHERE `+col+` = ?`, uid, arn); err != nil {
+			return err
+		}
+		if sessions != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET `+col+` = ? || ':' || substr(`+col+`, ?) WHERE substr(`+col+`, 1, ?) = ?`,
+				uid, len(sessions)+1, len(sessions), sessions); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // requireOneRow turns "no row changed" into ErrStoreNotFound (via classify).
