@@ -34,6 +34,13 @@ func TestRecreatedPrincipalInheritsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same ARN spelled with JSON escapes, which only decoding sees.
+	byEscaped, err := e.svc.CreateKey(admin, &kms.CreateKeyInput{Policy: ptr(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + acct + `:root"},"Action":"kms:*","Resource":"*"},
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + acct + `:user\/\u0061lice"},"Action":"kms:Encrypt","Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	byGrant, err := e.svc.CreateKey(admin, &kms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func TestRecreatedPrincipalInheritsNothing(t *testing.T) {
 		_, err := e.svc.Encrypt(ctx, &kms.EncryptInput{KeyId: ptr(key), Plaintext: []byte("x")})
 		return err
 	}
-	for _, k := range []string{byPolicy.KeyMetadata.Arn, byGrant.KeyMetadata.Arn} {
+	for _, k := range []string{byPolicy.KeyMetadata.Arn, byEscaped.KeyMetadata.Arn, byGrant.KeyMetadata.Arn} {
 		if err := encrypt(alice, k); err != nil {
 			t.Fatalf("the first alice on %s: %v", k, err)
 		}
@@ -60,7 +67,7 @@ func TestRecreatedPrincipalInheritsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice = createAlice()
-	for _, k := range []string{byPolicy.KeyMetadata.Arn, byGrant.KeyMetadata.Arn} {
+	for _, k := range []string{byPolicy.KeyMetadata.Arn, byEscaped.KeyMetadata.Arn, byGrant.KeyMetadata.Arn} {
 		wantCode(t, encrypt(alice, k), kms.CodeAccessDenied)
 	}
 	_, err = e.svc.AssumeRole(alice, &kms.AssumeRoleInput{RoleArn: "arn:aws:iam::" + acct + ":role/ops", RoleSessionName: "s1"})
@@ -77,4 +84,27 @@ func TestRecreatedPrincipalInheritsNothing(t *testing.T) {
 	}
 	_, err = e.svc.PutKeyPolicy(admin, &kms.PutKeyPolicyInput{KeyId: ptr(byPolicy.KeyMetadata.KeyId), Policy: ptr(pol.Policy)})
 	wantCode(t, err, kms.CodeMalformedPolicy)
+
+	// A deleted role's session named in a key policy, with a one-letter
+	// session name: the rewritten policy still parses, so the key stays
+	// usable by the rest of the policy (before, it denied everything).
+	if _, err := e.svc.AdminCreateRole(admin, &kms.CreateRoleInput{RoleName: ptr("short"), AssumeRolePolicyDocument: ptr(trust)}); err != nil {
+		t.Fatal(err)
+	}
+	bySession, err := e.svc.CreateKey(admin, &kms.CreateKeyInput{Policy: ptr(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + acct + `:root"},"Action":"kms:*","Resource":"*"},
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:sts::` + acct + `:assumed-role/short/x"},"Action":"kms:Encrypt","Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.AdminDeleteRole(admin, &kms.DeleteRoleInput{RoleName: ptr("short")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := encrypt(admin, bySession.KeyMetadata.Arn); err != nil {
+		t.Fatalf("the key after its policy's session principal was rewritten: %v", err)
+	}
+	pol, err = e.svc.GetKeyPolicy(admin, &kms.GetKeyPolicyInput{KeyId: ptr(bySession.KeyMetadata.KeyId)})
+	if err != nil || !strings.Contains(pol.Policy, `:x"`) || strings.Contains(pol.Policy, "assumed-role/short/x") {
+		t.Fatalf("session principal after the role's delete: %v %v", pol, err)
+	}
 }

@@ -48,8 +48,10 @@ const (
 )
 
 // uniqueIDPattern matches the unique ids this service gives users (AIDA)
-// and roles (AROA), optionally with a role session's name.
-var uniqueIDPattern = regexp.MustCompile(`^(AIDA|AROA)[A-Z2-7]{17}(:[\w+=,.@-]{2,64})?$`)
+// and roles (AROA), optionally with a role session's name: any name a
+// session ARN in a policy may carry (parseAWSPrincipal), so that rewriting
+// a deleted role's session ARN never leaves a policy that fails to parse.
+var uniqueIDPattern = regexp.MustCompile(`^(AIDA|AROA)[A-Z2-7]{17}(:[^/]+)?$`)
 
 // IsUniqueID reports whether v is a principal's unique id as DeletePrincipal
 // leaves it in policies and grants.

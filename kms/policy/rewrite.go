@@ -17,9 +17,8 @@ import (
 // the document is then returned as it was. The rewritten document is
 // re-encoded (compact JSON, keys in order).
 func ReplaceDeletedPrincipal(doc, arn, sessionPrefix, uniqueID string) (out string, changed bool, err error) {
-	if !strings.Contains(doc, arn) && (sessionPrefix == "" || !strings.Contains(doc, sessionPrefix)) {
-		return doc, false, nil
-	}
+	// No raw-text shortcut: a document may spell the ARN with JSON
+	// escapes ("user\/alice", "\u0061lice"), which only decoding sees.
 	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.UseNumber() // numbers (condition values) as written
 	var top map[string]any
@@ -73,5 +72,13 @@ func ReplaceDeletedPrincipal(doc, arn, sessionPrefix, uniqueID string) (out stri
 	if err := enc.Encode(top); err != nil {
 		return doc, false, fmt.Errorf("policy: rewrite: %w", err)
 	}
-	return strings.TrimSuffix(b.String(), "\n"), true, nil
+	out = strings.TrimSuffix(b.String(), "\n")
+	// A rewrite must never turn a working policy into one that fails to
+	// parse, which would deny everything for good.
+	if _, err := Parse(doc); err == nil {
+		if _, err := Parse(out); err != nil {
+			return doc, false, fmt.Errorf("policy: rewriting %s out of a policy would leave it invalid: %w", arn, err)
+		}
+	}
+	return out, true, nil
 }

@@ -182,8 +182,13 @@ func (s *Store) DeletePrincipal(ctx context.Context, arn string) error {
 // reused. It runs in the delete's transaction: no moment sees the
 // principal gone and its name still granted.
 func forgetDeletedPrincipal(ctx context.Context, tx *sql.Tx, arn, sessions, uid string) error {
+	// The documents are kept as written, and JSON may spell the ARN with
+	// escapes ("user\/alice", "\u0061lice"): only documents that hold the
+	// name as is, or any backslash, can name the principal, and those are
+	// decoded (the rewrite compares decoded values).
+	name := arn[strings.LastIndex(arn, "/")+1:]
 	rewrite := func(query, update string) error {
-		rows, err := tx.QueryContext(ctx, query, arn, sessions)
+		rows, err := tx.QueryContext(ctx, query, name)
 		if err != nil {
 			return err
 		}
@@ -213,12 +218,11 @@ func forgetDeletedPrincipal(ctx context.Context, tx *sql.Tx, arn, sessions, uid 
 		}
 		return nil
 	}
-	// instr filters cheaply; the rewrite matches whole principal values.
-	if err := rewrite(`SELECT key_id, document FROM key_policies WHERE instr(document, ?) > 0 OR (?2 <> '' AND instr(document, ?2) > 0)`,
+	if err := rewrite(`SELECT key_id, document FROM key_policies WHERE instr(document, ?) > 0 OR instr(document, '\') > 0`,
 		`UPDATE key_policies SET document = ? WHERE key_id = ?`); err != nil {
 		return err
 	}
-	if err := rewrite(`SELECT arn, trust_policy FROM principals WHERE instr(trust_policy, ?) > 0 OR (?2 <> '' AND instr(trust_policy, ?2) > 0)`,
+	if err := rewrite(`SELECT arn, trust_policy FROM principals WHERE instr(trust_policy, ?) > 0 OR instr(trust_policy, '\') > 0`,
 		`UPDATE principals SET trust_policy = ? WHERE arn = ?`); err != nil {
 		return err
 	}
