@@ -64,11 +64,6 @@ func (s *Service) AssumeRole(ctx context.Context, in *AssumeRoleInput) (*AssumeR
 	}
 
 	role, err := s.store.GetPrincipal(ctx, in.RoleArn)
-	if err == nil && role.Kind == KindRole {
-		// Allowed or not, the role's owner sees who assumed (or tried to
-		// assume) its role; for an unknown role there is no owner.
-		noteAccount(ctx, account)
-	}
 	if err != nil || role.Kind != KindRole {
 		req := &policy.Request{Principal: enginePrincipal(p), Action: "sts:AssumeRole", Resource: in.RoleArn}
 		s.log.InfoContext(ctx, "assume role refused: no such role", "principal", p.ARN, "role", in.RoleArn, "err", err)
@@ -77,6 +72,12 @@ func (s *Service) AssumeRole(ctx context.Context, in *AssumeRoleInput) (*AssumeR
 	if err := s.authorizeAssumeRole(ctx, p, role); err != nil {
 		return nil, err
 	}
+	// Allowed: the event goes to the role's account, whose auditors see
+	// who holds its role. A refused attempt stays with the caller's
+	// account: filing it by the role's existence would tell the caller
+	// which roles exist, and let anyone write into another account's
+	// trail.
+	noteAccount(ctx, account)
 	if duration > role.MaxSessionSeconds {
 		return nil, Errorf(CodeValidation, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -44,16 +45,33 @@ func TestE2EAuditAssumeRole(t *testing.T) {
 		&sts.AssumeRoleInput{RoleArn: aws.String(otherRole), RoleSessionName: aws.String("across")}); err != nil {
 		t.Fatal(err)
 	}
+	// A refused attempt stays with the caller's account, whether or not
+	// the role exists: the trail must not tell which roles exist.
+	closedRole := "arn:aws:iam::" + other + ":role/closed"
+	closedTrust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::` + other + `:root"},"Action":"sts:AssumeRole"}]}`
+	mustAdmin(t, s.addr, admin, "CreateRole", map[string]any{"AccountId": other, "RoleName": "closed", "AssumeRolePolicyDocument": closedTrust}, nil)
+	for _, role := range []string{closedRole, "arn:aws:iam::" + other + ":role/nosuch"} {
+		if _, err := stsClient(s.addr, credentials.StaticCredentialsProvider{Value: admin}).AssumeRole(ctx,
+			&sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String("refused")}); err == nil {
+			t.Fatalf("AssumeRole of %s succeeded", role)
+		}
+	}
 	s.stop(t)
 	filed := map[string]string{}
 	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
 		rp, _ := e.ev["requestParameters"].(map[string]any)
-		if e.ev["eventName"] == "CreateRole" && rp["roleName"] == "xacct" || e.ev["eventName"] == "AssumeRole" && rp["roleArn"] == otherRole {
-			filed[e.ev["eventName"].(string)], _ = e.ev["recipientAccountId"].(string)
+		if e.ev["eventName"] == "CreateRole" && rp["roleName"] == "xacct" || e.ev["eventName"] == "AssumeRole" && rp["roleSessionName"] != "audited" {
+			filed[e.ev["eventName"].(string)+" "+fmt.Sprintf("%v %v", rp["roleArn"], rp["roleName"])], _ = e.ev["recipientAccountId"].(string)
 		}
 	}
-	if filed["CreateRole"] != other || filed["AssumeRole"] != other {
-		t.Errorf("events about account %s's role were filed under %v", other, filed)
+	want := map[string]string{
+		"CreateRole <nil> xacct":                                  other,
+		"AssumeRole " + otherRole + " <nil>":                      other,
+		"AssumeRole " + closedRole + " <nil>":                     s.account,
+		"AssumeRole arn:aws:iam::" + other + ":role/nosuch <nil>": s.account,
+	}
+	if !maps.Equal(filed, want) {
+		t.Errorf("events filed under %v, want %v", filed, want)
 	}
 
 	var found bool
