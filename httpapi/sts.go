@@ -58,6 +58,18 @@ func (s *server) serveSTS(c *gin.Context) {
 		failSTS(c, stsErr(kms.CodeSerialization, "The request body is not a valid form."))
 		return
 	}
+	// The query protocol also takes parameters in the URL (SigV4 signs
+	// it): they join the body's, so that one set of checks, the
+	// repetition and the allow-list of each action, sees every parameter.
+	// Left out, ?PolicyArns.member.1.arn=... would be ignored silently.
+	query, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		failSTS(c, stsErr(kms.CodeSerialization, "The query string is not a valid form."))
+		return
+	}
+	for name, vs := range query {
+		form[name] = append(form[name], vs...)
+	}
 	for name, vs := range form {
 		if len(vs) > 1 {
 			failSTS(c, stsErr(kms.CodeValidation, "Parameter "+name+" is repeated."))

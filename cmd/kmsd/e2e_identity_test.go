@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // testClock is the service clock the identity test controls (clock.go):
@@ -332,6 +334,23 @@ func TestE2EIdentities(t *testing.T) {
 		if code, msg := apiCode(err); code != "ValidationError" || !strings.Contains(msg, "The parameter "+name+" is not supported") {
 			t.Errorf("AssumeRole with %s = %v, want it refused", name, err)
 		}
+	}
+	// Also in the URL's query string, which the query protocol accepts and
+	// SigV4 signs (added before signing).
+	_, err = aliceSTS.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("narrowed")},
+		func(o *sts.Options) {
+			o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+				return stack.Build.Add(middleware.BuildMiddlewareFunc("queryPolicyArns", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+					req := in.Request.(*smithyhttp.Request)
+					q := req.URL.Query()
+					q.Set("PolicyArns.member.1.arn", "arn:aws:iam::aws:policy/ReadOnlyAccess")
+					req.URL.RawQuery = q.Encode()
+					return next.HandleBuild(ctx, in)
+				}), middleware.After)
+			})
+		})
+	if code, msg := apiCode(err); code != "ValidationError" || !strings.Contains(msg, "The parameter PolicyArns is not supported") {
+		t.Errorf("AssumeRole with PolicyArns in the query string = %v, want it refused", err)
 	}
 
 	// Expiry: with the service clock two hours behind, a 15-minute session
