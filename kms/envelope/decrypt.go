@@ -84,7 +84,7 @@ func (c *Client) Decrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	if err != nil {
 		return nil, err
 	}
-	if err := dm.check(s); err != nil {
+	if err := dm.Validate(s); err != nil {
 		return nil, err
 	}
 	key, commit, err := format.DeriveKeys(s, dm.DataKey, h.MessageID)

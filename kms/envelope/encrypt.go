@@ -61,7 +61,7 @@ func (c *Client) Encrypt(ctx context.Context, dst io.Writer, src io.Reader, opts
 	if err != nil {
 		return nil, err
 	}
-	if err := m.check(); err != nil {
+	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	if err := c.checkEncryptSuite(m.Suite); err != nil {

@@ -45,11 +45,11 @@ func (m *EncryptionMaterials) Clone() *EncryptionMaterials {
 	return &c
 }
 
-// check refuses materials a message cannot be made with: the CMM interface
+// Validate refuses materials a message cannot be made with: the CMM interface
 // is public, so a custom CMM's output is checked as the spec asks of the
 // client (a signed suite needs its signing key, the data key its suite's
 // length, a message at least one encrypted data key).
-func (m *EncryptionMaterials) check() error {
+func (m *EncryptionMaterials) Validate() error {
 	switch {
 	case m == nil || m.Suite == nil:
 		return newErr(KindInvalidArgument, "the CMM returned no materials or no suite")
@@ -71,10 +71,10 @@ type DecryptionMaterials struct {
 	VerificationKey   *ecdsa.PublicKey
 }
 
-// check refuses materials that cannot decrypt a message of suite s (from
+// Validate refuses materials that cannot decrypt a message of suite s (from
 // a custom CMM): another suite, a data key of the wrong length, or no
 // verification key for a signed suite.
-func (m *DecryptionMaterials) check(s *format.Suite) error {
+func (m *DecryptionMaterials) Validate(s *format.Suite) error {
 	switch {
 	case m == nil:
 		return newErr(KindInvalidArgument, "the CMM returned no materials")

@@ -192,6 +192,9 @@ func (c *CMM) GetEncryptionMaterials(ctx context.Context, req envelope.Encryptio
 	if err != nil {
 		return nil, err
 	}
+	if err := m.Validate(); err != nil { // never cache (or dereference) what a custom CMM got wrong
+		return nil, err
+	}
 	if m.Suite.IdentityKDF() {
 		return m, nil
 	}
@@ -226,6 +229,9 @@ func (c *CMM) DecryptMaterials(ctx context.Context, req envelope.DecryptionReque
 	c.mu.Unlock()
 	m, err := c.under.DecryptMaterials(ctx, req)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(req.Suite); err != nil {
 		return nil, err
 	}
 	c.put(&entry{key: key, created: c.opts.Now(), dec: m.Clone()})

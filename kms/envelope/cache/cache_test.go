@@ -3,6 +3,7 @@ package cache_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -266,5 +267,36 @@ func TestUnderlyingRequestCarriesLimitBytes(t *testing.T) {
 	run(t, envelope.New(cmm), 2, 3, nil, nil)
 	if len(rec.seen) != 1 || rec.seen[0] != 1000 {
 		t.Fatalf("the underlying CMM was asked for %v, want one request for 1000 bytes", rec.seen)
+	}
+}
+
+// brokenCMM returns materials without a suite, or none, as a faulty custom
+// CMM might.
+type brokenCMM struct{ envelope.CMM }
+
+func (brokenCMM) GetEncryptionMaterials(context.Context, envelope.EncryptionRequest) (*envelope.EncryptionMaterials, error) {
+	return &envelope.EncryptionMaterials{}, nil
+}
+
+func (brokenCMM) DecryptMaterials(context.Context, envelope.DecryptionRequest) (*envelope.DecryptionMaterials, error) {
+	return nil, nil
+}
+
+// TestBadMaterialsFromUnderlyingCMM: the caching CMM refuses what a custom
+// underlying CMM got wrong, as the client does without a cache, instead of
+// dereferencing it (a nil suite or nil materials panicked) or caching it.
+func TestBadMaterialsFromUnderlyingCMM(t *testing.T) {
+	good, _, _, _ := setup(t, cache.Options{Capacity: 10, MaxAge: time.Minute})
+	msgs := run(t, good, 1, 10, nil, nil)
+	cmm, err := cache.New(brokenCMM{}, cache.Options{Capacity: 10, MaxAge: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := envelope.New(cmm)
+	if _, err := c.Encrypt(t.Context(), io.Discard, bytes.NewReader([]byte("x")), envelope.EncryptOptions{PlaintextLength: 1}); !errors.Is(err, envelope.ErrInvalidArgument) {
+		t.Errorf("encrypt: %v", err)
+	}
+	if _, err := c.Decrypt(t.Context(), io.Discard, bytes.NewReader(msgs[0]), envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidArgument) {
+		t.Errorf("decrypt: %v", err)
 	}
 }
