@@ -75,6 +75,46 @@ func (s *Service) Bootstrap(ctx context.Context) (BootstrapResult, error) {
 	return BootstrapResult{AccountID: account, AccessKeyID: key.ID, Secret: key.Secret, Created: true}, nil
 }
 
+// ResetBootstrapAdminKey replaces every access key of the bootstrap admin
+// by a new one and returns it with its secret: the way back in when the
+// admin's secret is lost (kmsd -reset-admin-key, run by whoever holds the
+// HSM PIN and the database). The old keys are deleted first, so that the
+// per-user key limit never stands in the way; if creating the new key
+// then fails, running it again finishes the job. Another running kmsd may
+// accept a deleted key for up to credentialTTL (15 s), from its cache.
+func (s *Service) ResetBootstrapAdminKey(ctx context.Context) (BootstrapResult, error) {
+	account, err := s.store.GetSetting(ctx, settingAccountID)
+	if errors.Is(err, ErrStoreNotFound) {
+		return BootstrapResult{}, errors.New("this database has no bootstrap admin yet: start kmsd once to create it")
+	}
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	if err := s.ensureBootstrapIdentity(ctx, account); err != nil {
+		return BootstrapResult{}, err
+	}
+	arn := userARN(account, bootstrapAdminName)
+	old, err := s.store.ListAccessKeys(ctx, arn)
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	for _, k := range old {
+		if err := s.store.DeleteAccessKey(ctx, k.ID); err != nil && !errors.Is(err, ErrStoreNotFound) {
+			return BootstrapResult{}, fmt.Errorf("delete the admin's access key %s: %w", k.ID, err)
+		}
+	}
+	s.invalidateCredentials()
+	key, err := s.createAccessKey(ctx, account, arn)
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	if err := s.store.PutSetting(ctx, settingAdminKeyID, key.ID); err != nil {
+		return BootstrapResult{}, err
+	}
+	s.log.WarnContext(ctx, "bootstrap admin access key reset", "account", account, "access_key_id", key.ID, "deleted_keys", len(old))
+	return BootstrapResult{AccountID: account, AccessKeyID: key.ID, Secret: key.Secret, Created: true}, nil
+}
+
 // newAccountID returns a random 12-digit account id without a leading zero.
 func newAccountID() (string, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(9e11))

@@ -34,7 +34,7 @@ func reportBootstrap(log *slog.Logger, stdout io.Writer, cfg Config, boot kms.Bo
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		log.Warn("admin credentials file is missing; the secret was shown only once, when it was written there",
 			"account", boot.AccountID, "access_key_id", boot.AccessKeyID, "credentials_file", path)
-		fmt.Fprintf(stdout, "kmsd: admin credentials file %s is missing (account %s)\n", path, boot.AccountID)
+		fmt.Fprintf(stdout, "kmsd: admin credentials file %s is missing (account %s); kmsd -reset-admin-key makes a new admin key\n", path, boot.AccountID)
 		return nil
 	}
 	log.Info("admin exists", "account", boot.AccountID, "access_key_id", boot.AccessKeyID, "credentials_file", path)

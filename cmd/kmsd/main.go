@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", "", "listen `address` host:port, overriding config and $KMSD_LISTEN (port 0: any free port)")
 	addrFile := fs.String("addr-file", "", "when ready to serve, write the bound host:port to this `file`")
 	checkOnly := fs.Bool("check-config", false, "load and validate the configuration, log in to the token with the PIN, then exit")
+	resetAdmin := fs.Bool("reset-admin-key", false, "replace the bootstrap admin's access keys by a new one written to credentials_file, then exit (when its secret is lost)")
 	initToken := fs.Bool("init-token", false, "initialise the configured token on a free slot with the configured PIN and a random SO PIN that is not kept, then exit (SoftHSM2 development tokens; scripts/run uses it)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,8 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unset %s: %w", cfg.HSM.PINEnv, err)
 	}
 	log := newLogger(cfg.Log, stderr)
-	if *checkOnly && *initToken {
-		return errors.New("-check-config and -init-token: choose one")
+	if n := countTrue(*checkOnly, *initToken, *resetAdmin); n > 1 {
+		return errors.New("-check-config, -init-token and -reset-admin-key: choose one")
 	}
 	if conf, set, err := softHSMConf(os.Getenv, os.Setenv); err != nil {
 		return fmt.Errorf("SOFTHSM2_CONF: %w", err)
@@ -110,19 +111,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("credentials_file: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
+	// Listening comes first (a port in use fails before the HSM opens),
+	// except for -reset-admin-key, which serves nothing and may run beside
+	// a kmsd that holds the port.
 	defer log.Info("stopped") // deferred first, so logged after everything closed
-	defer ln.Close()
-	endpoint := endpointURL(ln.Addr())
+	var ln net.Listener
+	endpoint := "http://" + cfg.Listen
+	if !*resetAdmin {
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return err
+		}
+		ln = l
+		defer ln.Close()
+		endpoint = endpointURL(ln.Addr())
+	}
 	if cfg.HTTP.TLS.enabled() {
 		tlsCfg, err := loadServerTLS(cfg.HTTP.TLS) // tls.go
 		if err != nil {
 			return fmt.Errorf("http.tls: %w", err)
 		}
-		ln = tls.NewListener(ln, tlsCfg)
+		if ln != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
 		endpoint = "https" + strings.TrimPrefix(endpoint, "http")
 	}
 
@@ -146,15 +157,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeLogged(log, "database", store.Close)
 
-	obs, err := openObservability(ctx, cfg, log, store) // audit trail, quotas, metrics (observe.go)
-	if err != nil {
-		return err
+	// -reset-admin-key neither serves nor audits: the audit file stays
+	// with the kmsd that may be running beside it.
+	var obs *observability
+	var device hsm.Device = dev
+	if !*resetAdmin {
+		if obs, err = openObservability(ctx, cfg, log, store); err != nil { // audit trail, quotas, metrics (observe.go)
+			return err
+		}
+		defer closeLogged(log, "audit trail", obs.close) // after the workers stop, before the store closes
+		device = obs.device(dev)                         // timed per mechanism for /metrics
 	}
-	defer closeLogged(log, "audit trail", obs.close) // after the workers stop, before the store closes
 
 	svc, err := kms.New(kms.Config{
 		Region:          cfg.Region,
-		Device:          obs.device(dev), // timed per mechanism for /metrics
+		Device:          device,
 		Store:           store,
 		Logger:          log.With("component", "kms"),
 		Now:             clockFrom(ctx), // time.Now except in tests (clock.go)
@@ -163,6 +180,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *resetAdmin {
+		boot, err := svc.ResetBootstrapAdminKey(ctx)
+		if err != nil {
+			return fmt.Errorf("reset the admin access key: %w", err)
+		}
+		return reportBootstrap(log, stdout, cfg, boot, endpoint)
 	}
 	report, err := svc.Reconcile(ctx)
 	if err != nil {
@@ -325,4 +349,15 @@ func initializeToken(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "kmsd: token %q initialised with the configured PIN (its SO PIN was random and is not kept)\n", cfg.HSM.TokenLabel)
 	return nil
+}
+
+// countTrue counts the flags set.
+func countTrue(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
 
 	"hsmkms/hsm"
 	"hsmkms/hsm/softhsmtest"
@@ -359,4 +360,45 @@ func TestRunInitToken(t *testing.T) {
 		t.Fatalf("kmsd on the initialised token: %v", err)
 	}
 	s.stop(t)
+}
+
+// TestRunResetAdminKey: with the admin's secret lost, -reset-admin-key
+// (run beside the serving kmsd: it opens no port) writes a new admin key to
+// the credentials file and deletes the old one; the running kmsd accepts
+// the new key and refuses the old (not used since it started, so not in its
+// credential cache, which may keep a used key for 15 s).
+func TestRunResetAdminKey(t *testing.T) {
+	tok := softhsmtest.NewToken(t)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "admin-credentials")
+	env := map[string]string{
+		"KMSD_HSM_PIN": tok.PIN, "KMSD_HSM_MODULE": tok.ModulePath, "KMSD_HSM_TOKEN_LABEL": tok.TokenLabel,
+		"KMSD_DATABASE": filepath.Join(dir, "kms.db"), "KMSD_CREDENTIALS_FILE": creds,
+	}
+	kmsdEnv(t, env)
+	s := startKMSD(t)
+	defer s.stop(t)
+	oldCreds, err := os.ReadFile(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsdEnv(t, env)
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"-reset-admin-key", "-listen", s.addr}, &stdout, io.Discard); err != nil {
+		t.Fatalf("-reset-admin-key beside a serving kmsd: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "credentials written to "+creds) {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+	oldFile := filepath.Join(dir, "old-credentials")
+	if err := os.WriteFile(oldFile, oldCreds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kmsClient(t, creds, s.addr).ListKeys(t.Context(), &awskms.ListKeysInput{}); err != nil {
+		t.Fatalf("the new admin key: %v", err)
+	}
+	var apiErr smithy.APIError
+	if _, err := kmsClient(t, oldFile, s.addr).ListKeys(t.Context(), &awskms.ListKeysInput{}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "UnrecognizedClientException" {
+		t.Fatalf("the old admin key after the reset: %v", err)
+	}
 }
