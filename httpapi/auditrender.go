@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -118,7 +121,7 @@ func renderFields(v any, fields fieldList) map[string]any {
 		if !ok || val.Type() == bytesType || isAbsent(val) {
 			continue
 		}
-		raw, err := json.Marshal(val.Interface())
+		raw, err := marshalAuditField(val.Interface())
 		if err != nil {
 			continue
 		}
@@ -128,6 +131,29 @@ func renderFields(v any, fields fieldList) map[string]any {
 		put(out, parts, json.RawMessage(raw))
 	}
 	return out
+}
+
+// maxAuditField bounds one rendered member of an audit event: a key
+// policy's AWS limit (32 KB) fits, while a refused request cannot make a
+// megabyte event (a 1 MiB policy document was stored whole, six times
+// larger with HTML escapes) that fills the disk and every lookup page.
+const maxAuditField = 32 << 10
+
+// marshalAuditField encodes a member without HTML escapes; one longer than
+// maxAuditField is recorded as its length and SHA-256 instead.
+func marshalAuditField(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	raw := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	if len(raw) <= maxAuditField {
+		return raw, nil
+	}
+	sum := sha256.Sum256(raw)
+	return json.Marshal(map[string]any{"truncated": true, "length": len(raw), "sha256": hex.EncodeToString(sum[:])})
 }
 
 // pathPart is one step of a dotted field path: the Go field name and its

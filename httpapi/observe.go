@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -325,7 +326,7 @@ func (o *observer) event(c *gin.Context, n *requestNote, buf *bufferedWriter) *a
 		ev.ResponseElements = renderFields(n.output, fields.response)
 	} else {
 		ev.ErrorCode = string(st.errorCode)
-		ev.ErrorMessage = errorMessage(buf)
+		ev.ErrorMessage = truncateRunes(errorMessage(buf), maxAuditMessage)
 		if ev.ErrorCode == "" {
 			ev.ErrorCode = http.StatusText(buf.status)
 		}
@@ -362,6 +363,24 @@ func identityType(t string) string {
 		return "IAMUser"
 	}
 	return t
+}
+
+// maxAuditMessage bounds an event's errorMessage: messages may echo the
+// request (an unauthenticated one too), which must not set the size of
+// what every request stores.
+const maxAuditMessage = 1024
+
+// truncateRunes cuts s to at most n bytes on a rune boundary, marking the
+// cut.
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // errorMessage extracts the message of the error answer in buf (JSON for

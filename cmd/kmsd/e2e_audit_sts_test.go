@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -137,5 +139,49 @@ func TestE2EAuditNamesRefusedRequests(t *testing.T) {
 	}
 	if want := []string{"Decrypt", "Unknown", "Unknown"}; !slices.Equal(names, want) {
 		t.Fatalf("event names %q, want %q", names, want)
+	}
+}
+
+// TestE2EAuditEventSizeBounded: what a client sends cannot set the size of
+// its audit event. An unsigned request whose Credential is 60 KB (echoed
+// in the error message) and a signed PutKeyPolicy with a 200 KB policy
+// (refused: over AWS's 32 KB) each leave an event of a few KB, the policy
+// recorded as its length and SHA-256. Before, the events were 61 KB and
+// 1.2 MB (HTML escapes made each '<' six bytes).
+func TestE2EAuditEventSizeBounded(t *testing.T) {
+	st := newE2EState(t)
+	s := st.start(t, "-config", auditConfig(t, ""))
+	_, admin := adminClient(t, st, s.addr)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+s.addr+"/", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "TrentService.ListKeys")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+strings.Repeat("A", 60<<10)+", SignedHeaders=host, Signature=00")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	key, err := admin.CreateKey(t.Context(), &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.PutKeyPolicy(t.Context(), &awskms.PutKeyPolicyInput{KeyId: key.KeyMetadata.KeyId,
+		Policy: aws.String(strings.Repeat("<", 200<<10))}); err == nil {
+		t.Fatal("a 200 KB key policy was accepted")
+	}
+	s.stop(t)
+	for _, e := range readAudit(t, filepath.Join(filepath.Dir(st.db), "audit.db")) {
+		if len(e.body) > 40<<10 {
+			t.Errorf("event %d (%v) is %d bytes", e.seq, e.ev["eventName"], len(e.body))
+		}
+		if e.ev["eventName"] == "PutKeyPolicy" {
+			rp, _ := e.ev["requestParameters"].(map[string]any)
+			if p, _ := rp["policy"].(map[string]any); p["truncated"] != true || p["length"] == nil || p["sha256"] == nil {
+				t.Errorf("the refused policy recorded as %.200v", rp["policy"])
+			}
+		}
 	}
 }

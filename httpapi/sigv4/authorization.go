@@ -110,7 +110,7 @@ func ParseAuthorization(header string) (Authorization, error) {
 func (a *Authorization) parseCredential(cred string) error {
 	parts := strings.Split(cred, "/")
 	if len(parts) != 5 {
-		return incomplete("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + cred + "'")
+		return incomplete("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '" + echo(cred) + "'")
 	}
 	id, date, region, service, term := parts[0], parts[1], parts[2], parts[3], parts[4]
 	if !isToken(id, 128, isKeyIDChar) {
@@ -123,7 +123,7 @@ func (a *Authorization) parseCredential(cred string) error {
 		return incomplete("Credential has a malformed region or service.")
 	}
 	if term != Terminator {
-		return incomplete("Credential should be scoped with a valid terminator: '" + Terminator + "', not '" + term + "'.")
+		return incomplete("Credential should be scoped with a valid terminator: '" + Terminator + "', not '" + echo(term) + "'.")
 	}
 	a.AccessKeyID, a.Date, a.Region, a.Service = id, date, region, service
 	return nil
@@ -183,4 +183,14 @@ func isHeaderNameChar(c byte) bool {
 		return false
 	}
 	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// echo bounds a client's value quoted back in an error message (which is
+// also what the audit trail stores for an unauthenticated request).
+func echo(v string) string {
+	const limit = 64
+	if len(v) <= limit {
+		return v
+	}
+	return v[:limit] + "..."
 }
