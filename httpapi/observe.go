@@ -193,8 +193,13 @@ func (o *observer) observe(c *gin.Context) {
 	if o.audit != nil {
 		ev := o.event(c, n, buf)
 		// Not the request's context: a client that hangs up must not keep
-		// its request out of the trail.
-		if err := o.audit.Record(context.WithoutCancel(c.Request.Context()), ev); err != nil {
+		// its request out of the trail. But bounded: on a stalled disk the
+		// request answers a server fault after auditWait rather than
+		// piling up with every other one.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), auditWait)
+		err := o.audit.Record(rctx, ev)
+		cancel()
+		if err != nil {
 			o.metrics.AuditFailed()
 			st.cause = err
 			st.errorCode = kms.CodeInternal
@@ -364,6 +369,10 @@ func identityType(t string) string {
 	}
 	return t
 }
+
+// auditWait bounds how long a request waits for its audit record to be
+// queued and committed (milliseconds normally).
+const auditWait = 10 * time.Second
 
 // maxAuditMessage bounds an event's errorMessage: messages may echo the
 // request (an unauthenticated one too), which must not set the size of

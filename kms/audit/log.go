@@ -397,10 +397,17 @@ func (l *Log) Record(ctx context.Context, ev *Event) error {
 	if p.done == nil {
 		return nil
 	}
-	// Not abandoned on ctx cancellation: the caller must not answer
-	// before knowing whether the record is on disk, and the commit takes
-	// milliseconds.
-	return <-p.done
+	// Abandoned only when ctx ends (its deadline: the caller must not
+	// answer success before knowing the record is on disk, so it answers
+	// a failure then). The commit takes milliseconds; a stalled disk must
+	// not hold every request's goroutine and memory without bound. The
+	// writer still commits the event later (done is buffered).
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("audit: the record was not committed in time: %w", ctx.Err())
+	}
 }
 
 // splitBarriers separates Flush's barriers from the events of a batch

@@ -1,6 +1,9 @@
 package audit
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +117,37 @@ func TestCheckpointHeldBackByAReader(t *testing.T) {
 	}
 	if after.Size() != before.Size() {
 		t.Fatalf("WAL grew from %d to %d bytes after a full checkpoint", before.Size(), after.Size())
+	}
+}
+
+// TestRecordGivesUpAtDeadline: a durable Record whose commit cannot happen
+// (the write lock held elsewhere, as by a stalled disk) returns at its
+// context's deadline instead of holding the request for as long as the
+// stall lasts; before, it waited for the commit whatever the context.
+func TestRecordGivesUpAtDeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	l, err := Open(t.Context(), path, Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_txlock=exclusive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin() // holds the write lock: the writer's commit waits its 5 s busy timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = l.Record(ctx, benchEvent())
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+		t.Fatalf("Record = %v after %v, want the deadline's error at about 200ms", err, took)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
