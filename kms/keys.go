@@ -88,6 +88,9 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkKeyQuota(ctx, p.AccountID); err != nil {
+		return nil, err
+	}
 	// What is valid AWS input but not built yet gets a clear refusal rather
 	// than a key that silently lacks what was asked for.
 	switch specErr := checkSpecUsage(spec, usage); { // keyspecs.go
@@ -124,6 +127,26 @@ func (s *Service) CreateKey(ctx context.Context, in *CreateKeyInput) (*CreateKey
 		return nil, err
 	}
 	return &CreateKeyOutput{KeyMetadata: md}, nil
+}
+
+// maxKeysPerAccount is AWS's quota of KMS keys per account and Region
+// (resource quotas: 100,000), every key state counting. Each key is a token
+// object, and a deleted one waits 7 days or more: without the bound, one
+// account could fill the HSM at 5 CreateKey calls a second.
+var maxKeysPerAccount = 100_000
+
+// checkKeyQuota refuses a new key once the account holds the quota's worth
+// (a check, not a lock: concurrent creations may pass it together, as AWS's
+// own quota is not exact either).
+func (s *Service) checkKeyQuota(ctx context.Context, account string) error {
+	n, err := s.store.CountAccountKeys(ctx, account)
+	if err != nil {
+		return Internal(err)
+	}
+	if n >= maxKeysPerAccount {
+		return Errorf(CodeLimitExceeded, "The request was rejected because the account already has the maximum number of KMS keys (%d).", maxKeysPerAccount)
+	}
+	return nil
 }
 
 // createKeyInHSM creates a key's first version inside the HSM for a key

@@ -272,3 +272,24 @@ func TestShapeValidatedBeforeTheKey(t *testing.T) {
 	// A well-formed request still reaches the key.
 	wantCode(t, errOf(e.svc.Encrypt(e.ctx, &kms.EncryptInput{KeyId: absent, Plaintext: []byte("x")})), kms.CodeNotFound)
 }
+
+// TestKeysPerAccountQuota: CreateKey answers LimitExceededException once
+// the account holds the quota's worth of keys (AWS: 100,000 per account and
+// Region, every key state counting, pending deletion included); before,
+// nothing bounded the keys, each a token object in the HSM.
+func TestKeysPerAccountQuota(t *testing.T) {
+	defer kms.SetMaxKeysPerAccount(2)()
+	e := newEnv(t, fakeDevice)
+	first := e.createKey(t)
+	e.createKey(t)
+	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{})), kms.CodeLimitExceeded)
+	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{Origin: ptr("EXTERNAL")})), kms.CodeLimitExceeded)
+	if _, err := e.svc.ScheduleKeyDeletion(e.ctx, &kms.ScheduleKeyDeletionInput{KeyId: ptr(first.KeyId), PendingWindowInDays: ptr(int32(7))}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, errOf(e.svc.CreateKey(e.ctx, &kms.CreateKeyInput{})), kms.CodeLimitExceeded)
+	// Another account has its own quota.
+	if _, err := e.svc.CreateKey(rootOf(t, "210987654321"), &kms.CreateKeyInput{}); err != nil {
+		t.Fatalf("another account's first key: %v", err)
+	}
+}

@@ -164,6 +164,9 @@ type Store interface {
 	// ListKeys returns up to limit keys of the account with id > after, in id
 	// order, leaving out keys in StateCreating and StateDeleted.
 	ListKeys(ctx context.Context, accountID, after string, limit int) ([]KeyRecord, error)
+	// CountAccountKeys counts an account's keys that are not deleted
+	// (tombstones), for the keys-per-account quota.
+	CountAccountKeys(ctx context.Context, accountID string) (int, error)
 
 	// KeysByState returns every key in the given state (all accounts).
 	KeysByState(ctx context.Context, state KeyState) ([]KeyRecord, error)

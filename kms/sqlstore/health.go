@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+
+	"hsmkms/kms"
 )
 
 // CountKeysByState counts customer keys by state (metrics); the service's
@@ -23,6 +25,13 @@ func (s *Store) CountKeysByState(ctx context.Context) (map[string]int, error) {
 		out[state] = n
 	}
 	return out, wrap("count keys", rows.Err())
+}
+
+// CountAccountKeys counts an account's keys that are not deleted.
+func (s *Store) CountAccountKeys(ctx context.Context, accountID string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE account_id = ? AND state <> ?`, accountID, string(kms.StateDeleted)).Scan(&n)
+	return n, wrap("count keys of "+accountID, err)
 }
 
 // CheckMigrations reports an error unless every migration this binary
