@@ -156,6 +156,10 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 				truncateForMessage(op), strings.Join(grantOperations, ", "))
 		}
 	}
+	// A set: repeats are dropped, or a grant could carry thousands of one
+	// operation, which every later grant check and cache reload would
+	// walk through.
+	ops := uniqueInOrder(in.Operations)
 	var equals, subset map[string]string
 	if c := in.Constraints; c != nil {
 		if c.EncryptionContextEquals != nil && c.EncryptionContextSubset != nil {
@@ -178,9 +182,9 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 	}
 	r, err := s.resolveKeyFor(ctx, "keyId", in.KeyId, keyOnly, access{
 		action: "CreateGrant", grantOp: "CreateGrant", grantTokens: in.GrantTokens, crossAccount: true,
-		grantAdmits: childGrantWithin(in.Operations, equals, subset),
+		grantAdmits: childGrantWithin(ops, equals, subset),
 		conds: map[string][]string{
-			policy.KeyGrantOperations:       in.Operations,
+			policy.KeyGrantOperations:       ops,
 			policy.KeyGranteePrincipal:      {grantee},
 			policy.KeyRetiringPrincipal:     nonEmpty(retiring),
 			policy.KeyGrantConstraintType:   constraintTypes(equals, subset),
@@ -199,7 +203,7 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 		return nil, Errorf(CodeValidation, "Encryption context grant constraints are valid only in grants for symmetric encryption KMS keys; key %s has key spec %s.", r.arn, r.key.KeySpec)
 	}
 	allowed := grantOpsFor(r.key)
-	for _, op := range in.Operations {
+	for _, op := range ops {
 		if !slices.Contains(allowed, op) {
 			return nil, Errorf(CodeValidation, "Grant operation %s is not valid for key %s with usage %s and spec %s.", op, r.arn, r.key.KeyUsage, r.key.KeySpec)
 		}
@@ -217,7 +221,7 @@ func (s *Service) CreateGrant(ctx context.Context, in *CreateGrantInput) (*Creat
 	g := GrantRecord{
 		KeyID: r.key.ID, IssuingAccount: r.key.AccountID, Name: name,
 		GranteePrincipal: grantee, RetiringPrincipal: retiring,
-		Operations:              slices.Clone(in.Operations),
+		Operations:              slices.Clone(ops),
 		EncryptionContextEquals: equals, EncryptionContextSubset: subset,
 		CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 	}
@@ -596,4 +600,15 @@ func isSubset(sub, of map[string]string) bool {
 // account (its root ARN or the bare account id).
 func namesAccountOf(name string, p Principal) bool {
 	return p.AccountID != "" && (name == "arn:aws:iam::"+p.AccountID+":root" || name == p.AccountID)
+}
+
+// uniqueInOrder returns vs without repeats, in first-seen order.
+func uniqueInOrder(vs []string) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package kms_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -291,5 +292,24 @@ func TestKeysPerAccountQuota(t *testing.T) {
 	// Another account has its own quota.
 	if _, err := e.svc.CreateKey(rootOf(t, "210987654321"), &kms.CreateKeyInput{}); err != nil {
 		t.Fatalf("another account's first key: %v", err)
+	}
+}
+
+// TestGrantOperationsAreASet: repeated operations in CreateGrant are
+// stored once; before, a grant could carry thousands of copies, walked by
+// every later grant check and cache reload.
+func TestGrantOperationsAreASet(t *testing.T) {
+	e := newEnv(t, fakeDevice)
+	md := e.createKey(t)
+	ops := []string{"Encrypt", "Encrypt", "Decrypt"}
+	for range 1000 {
+		ops = append(ops, "Encrypt")
+	}
+	if _, err := e.svc.CreateGrant(e.ctx, &kms.CreateGrantInput{KeyId: ptr(md.KeyId), GranteePrincipal: ptr("arn:aws:iam::" + testAccount + ":root"), Operations: ops}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.svc.ListGrants(e.ctx, &kms.ListGrantsInput{KeyId: ptr(md.KeyId)})
+	if err != nil || len(out.Grants) != 1 || !slices.Equal(out.Grants[0].Operations, []string{"Encrypt", "Decrypt"}) {
+		t.Fatalf("grants %+v, %v", out, err)
 	}
 }
