@@ -423,3 +423,41 @@ func TestFlushBeforeFinalDigest(t *testing.T) {
 		t.Fatalf("after the final digest: %+v", rep)
 	}
 }
+
+// TestLookupPageBytes: a page also ends at maxPageBytes (each page at least
+// one event), and the pages together still hold every event once.
+func TestLookupPageBytes(t *testing.T) {
+	l, err := Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"), Options{Mode: Durable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	record(t, l, 10, time.Now(), "Encrypt")
+	one, err := l.Lookup(t.Context(), Filter{MaxResults: 1})
+	if err != nil || len(one.Events) != 1 {
+		t.Fatal(err)
+	}
+	defer func(old int) { maxPageBytes = old }(maxPageBytes)
+	maxPageBytes = 3*len(one.Events[0]) + 10 // three events fit, not four
+	f := Filter{MaxResults: 100}
+	seen := map[string]bool{}
+	for pages := 1; ; pages++ {
+		p, err := l.Lookup(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) > 3 {
+			t.Fatalf("page %d holds %d events over the byte bound", pages, len(p.Events))
+		}
+		for _, ev := range p.Events {
+			seen[string(ev)] = true
+		}
+		if p.NextToken == "" {
+			break
+		}
+		f.NextToken = p.NextToken
+	}
+	if len(seen) != 10 {
+		t.Fatalf("the pages held %d distinct events, want 10", len(seen))
+	}
+}

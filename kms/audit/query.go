@@ -87,18 +87,26 @@ func (l *Log) Lookup(ctx context.Context, f Filter) (*Page, error) {
 	defer rows.Close()
 	page := &Page{}
 	var lastSeq int64
+	size := 0
 	for rows.Next() {
 		var seq int64
 		var body []byte
 		if err := rows.Scan(&seq, &body); err != nil {
 			return nil, err
 		}
-		if len(page.Events) == f.MaxResults {
+		// A page ends at MaxResults events or at maxPageBytes, whichever
+		// comes first (always at least one event), so that a page of large
+		// events cannot take the memory of a thousand of them.
+		if len(page.Events) == f.MaxResults || (len(page.Events) > 0 && size+len(body) > maxPageBytes) {
 			page.NextToken = strconv.FormatInt(lastSeq, 10)
 			break
 		}
 		page.Events = append(page.Events, json.RawMessage(body))
+		size += len(body)
 		lastSeq = seq
 	}
 	return page, rows.Err()
 }
+
+// maxPageBytes bounds the event bodies of one Lookup page.
+var maxPageBytes = 4 << 20
