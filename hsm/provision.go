@@ -20,15 +20,12 @@ func InitToken(ctx context.Context, modulePath, label, soPIN, userPIN string) er
 	if label == "" || soPIN == "" || userPIN == "" {
 		return fmt.Errorf("hsm: InitToken: label, SO PIN and user PIN are required")
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m, err := acquireModule(modulePath)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = m.release() }()
+	return withModule(ctx, modulePath, func(m *module) error {
+		return m.initToken(label, soPIN, userPIN)
+	})
+}
 
+func (m *module) initToken(label, soPIN, userPIN string) error {
 	// Serialize with every other slot-changing call of the process, so two
 	// callers never pick the same free slot.
 	modules.Lock()
@@ -77,14 +74,23 @@ func (m *module) freeSlot() (uint, error) {
 // before a restart, without the handle scan and session pool of Open. A
 // wrong PIN is ErrPINIncorrect.
 func CheckLogin(ctx context.Context, modulePath, label, pin string) error {
+	return withModule(ctx, modulePath, func(m *module) error { return m.checkLogin(label, pin) })
+}
+
+// withModule runs fn with the module at path acquired (and released after).
+func withModule(ctx context.Context, path string, fn func(*module) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m, err := acquireModule(modulePath)
+	m, err := acquireModule(path)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = m.release() }()
+	return fn(m)
+}
+
+func (m *module) checkLogin(label, pin string) error {
 	slot, err := m.findSlot(label)
 	if err != nil {
 		return err
